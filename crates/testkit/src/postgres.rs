@@ -1,0 +1,138 @@
+//! A real PostgreSQL server from the Debian binaries: initdb into a temp dir, a free port, stopped on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::free_port;
+
+const DEFAULT_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+
+/// A running PostgreSQL server owned by a test.
+#[derive(Debug)]
+pub struct TestPostgres {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+fn bin_dir() -> PathBuf {
+    std::env::var_os("CLOUDKEEP_PG_BIN").map_or_else(|| PathBuf::from(DEFAULT_BIN_DIR), PathBuf::from)
+}
+
+fn is_root() -> bool {
+    // The uid of this process; /proc/self is always readable.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("Uid:"))
+                .and_then(|line| line.split_whitespace().nth(1).map(|uid| uid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// PostgreSQL refuses to run as root: run its binaries as the `postgres` user then.
+fn command(program: &Path) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+impl TestPostgres {
+    /// Starts a server, or returns `None` (outside CI only) when the binaries are not installed.
+    pub fn start() -> Option<TestPostgres> {
+        let bins = bin_dir();
+        if !bins.join("postgres").exists() {
+            assert!(!crate::in_ci(), "PostgreSQL binaries not found in {} (CI=true)", bins.display());
+            eprintln!("skipping: PostgreSQL binaries not found in {}", bins.display());
+            return None;
+        }
+        let dir = tempfile::Builder::new().prefix("cloudkeep-pg-").tempdir().expect("create temp dir");
+        let data = dir.path().join("data");
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("run chown");
+            assert!(status.success(), "chown of the PostgreSQL temp dir failed");
+        }
+        let output = command(&bins.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .output()
+            .expect("run initdb");
+        assert!(output.status.success(), "initdb failed: {}", String::from_utf8_lossy(&output.stderr));
+        let port = free_port();
+        let child = command(&bins.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(dir.path())
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=50"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start postgres");
+        let server = TestPostgres { child, dir, port };
+        server.wait_ready();
+        Some(server)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let ready = Command::new(bin_dir().join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success());
+            if ready {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("PostgreSQL on port {} did not become ready in 30 s", self.port);
+    }
+
+    /// Creates a fresh database and returns its URL.
+    pub fn create_database(&self, name: &str) -> String {
+        let status = Command::new(bin_dir().join("createdb"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name])
+            .status()
+            .expect("run createdb");
+        assert!(status.success(), "createdb {name} failed");
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        // SIGINT is PostgreSQL's fast shutdown. Signal the postmaster itself: under runuser the child is runuser.
+        let postmaster = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next().map(str::to_owned))
+            .unwrap_or_else(|| self.child.id().to_string());
+        let _ = Command::new("kill").args(["-INT", &postmaster]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
