@@ -1,1 +1,48 @@
-//! http
+//! The HTTP API: axum routes that decode a request, call one server function and encode the answer.
+//!
+//! The only crate that knows HTTP status codes; `ErrorKind` becomes a status in `error.rs`, nowhere else.
+#![forbid(unsafe_code)]
+
+mod error;
+mod extract;
+mod handlers;
+mod openapi;
+mod own_metrics;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use cloudkeep_server::Server;
+
+pub use error::ApiError;
+pub use openapi::openapi_document;
+
+/// The whole application: API, health, metrics and OpenAPI document.
+pub fn app(server: Server) -> Router {
+    let max_body = server.config().max_body_bytes;
+    own_metrics::install();
+    Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(own_metrics::render))
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/api/v1/sessions", post(handlers::login))
+        .route("/api/v1/enroll", post(handlers::enroll))
+        .route("/api/v1/write", post(handlers::remote_write))
+        .route("/api/v1/hosts", get(handlers::hosts))
+        .route(
+            "/api/v1/platforms",
+            get(handlers::platforms).post(handlers::apply_spec),
+        )
+        .route("/api/v1/tokens", post(handlers::create_token))
+        .route("/api/v1/agents", get(handlers::agents))
+        .route("/api/v1/agents/{id}", delete(handlers::revoke_agent))
+        .route("/api/v1/series", get(handlers::series))
+        .route("/api/v1/query_range", get(handlers::query_range))
+        .route("/api/v1/audit", get(handlers::audit))
+        .route("/api/v1/workers", get(handlers::workers))
+        .fallback(handlers::not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(own_metrics::track))
+        .with_state(server)
+}

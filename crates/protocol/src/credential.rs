@@ -64,11 +64,17 @@ impl Credential {
         };
         let id = parts.next()?;
         let secret = parts.next()?;
-        let well_formed = |part: &str| !part.is_empty() && part.len() <= 128 && part.bytes().all(|b| b.is_ascii_alphanumeric());
+        let well_formed = |part: &str| {
+            !part.is_empty() && part.len() <= 128 && part.bytes().all(|b| b.is_ascii_alphanumeric())
+        };
         if !well_formed(id) || !well_formed(secret) {
             return None;
         }
-        Some(Credential { kind, id: id.to_owned(), secret: secret.to_owned() })
+        Some(Credential {
+            kind,
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+        })
     }
 }
 
@@ -82,7 +88,15 @@ mod tests {
         let text = credential.encode();
         assert_eq!(text, "cka_a1b2_s3cr3t");
         assert_eq!(Credential::parse(&text), Some(credential));
-        for bad in ["", "cka", "cka_x", "cka__s", "xxx_a_b", "cka_a_b c", "cka_a_b_c"] {
+        for bad in [
+            "",
+            "cka",
+            "cka_x",
+            "cka__s",
+            "xxx_a_b",
+            "cka_a_b c",
+            "cka_a_b_c",
+        ] {
             assert_eq!(Credential::parse(bad), None, "{bad}");
         }
     }

@@ -39,7 +39,9 @@ pub struct Sample {
 pub enum DecodeError {
     #[error("body is not snappy block-compressed data: {0}")]
     Snappy(String),
-    #[error("decompressed body would be {0} bytes, more than the limit of {MAX_DECOMPRESSED_BYTES}")]
+    #[error(
+        "decompressed body would be {0} bytes, more than the limit of {MAX_DECOMPRESSED_BYTES}"
+    )]
     TooLarge(usize),
     #[error("body is not a remote_write WriteRequest protobuf: {0}")]
     Protobuf(String),
@@ -51,18 +53,33 @@ pub enum DecodeError {
 
 /// Decompresses and decodes a remote_write body, checking what the store relies on.
 pub fn decode(body: &[u8]) -> Result<WriteRequest, DecodeError> {
-    let length = snap::raw::decompress_len(body).map_err(|err| DecodeError::Snappy(err.to_string()))?;
+    let length =
+        snap::raw::decompress_len(body).map_err(|err| DecodeError::Snappy(err.to_string()))?;
     if length > MAX_DECOMPRESSED_BYTES {
         return Err(DecodeError::TooLarge(length));
     }
-    let raw = snap::raw::Decoder::new().decompress_vec(body).map_err(|err| DecodeError::Snappy(err.to_string()))?;
-    let request = WriteRequest::decode(raw.as_slice()).map_err(|err| DecodeError::Protobuf(err.to_string()))?;
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|err| DecodeError::Snappy(err.to_string()))?;
+    let request = WriteRequest::decode(raw.as_slice())
+        .map_err(|err| DecodeError::Protobuf(err.to_string()))?;
     for (index, series) in request.timeseries.iter().enumerate() {
-        if !series.labels.iter().any(|label| label.name == "__name__" && !label.value.is_empty()) {
+        if !series
+            .labels
+            .iter()
+            .any(|label| label.name == "__name__" && !label.value.is_empty())
+        {
             return Err(DecodeError::MissingName { index });
         }
-        if let Some(bad) = series.labels.iter().find(|label| !is_valid_label_name(&label.name)) {
-            return Err(DecodeError::BadLabelName { index, name: bad.name.clone() });
+        if let Some(bad) = series
+            .labels
+            .iter()
+            .find(|label| !is_valid_label_name(&label.name))
+        {
+            return Err(DecodeError::BadLabelName {
+                index,
+                name: bad.name.clone(),
+            });
         }
     }
     Ok(request)
@@ -72,7 +89,9 @@ pub fn decode(body: &[u8]) -> Result<WriteRequest, DecodeError> {
 pub fn encode(request: &WriteRequest) -> Vec<u8> {
     let raw = request.encode_to_vec();
     // Compressing an in-memory buffer cannot fail except on absurd sizes, which encode never produces.
-    snap::raw::Encoder::new().compress_vec(&raw).unwrap_or_default()
+    snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .unwrap_or_default()
 }
 
 /// `[a-zA-Z_][a-zA-Z0-9_]*`, Prometheus' label name rule.
@@ -93,10 +112,19 @@ mod tests {
         WriteRequest {
             timeseries: vec![TimeSeries {
                 labels: vec![
-                    Label { name: "__name__".into(), value: "up".into() },
-                    Label { name: "job".into(), value: "node".into() },
+                    Label {
+                        name: "__name__".into(),
+                        value: "up".into(),
+                    },
+                    Label {
+                        name: "job".into(),
+                        value: "node".into(),
+                    },
                 ],
-                samples: vec![Sample { value: 1.5, timestamp: 1_700_000_000_000 }],
+                samples: vec![Sample {
+                    value: 1.5,
+                    timestamp: 1_700_000_000_000,
+                }],
             }],
         }
     }
@@ -112,9 +140,17 @@ mod tests {
         let body = encode(&request());
         let truncated = &body[..body.len() / 2];
         assert!(matches!(decode(truncated), Err(DecodeError::Snappy(_))));
-        assert!(matches!(decode(b"not snappy at all"), Err(DecodeError::Snappy(_))));
-        let not_protobuf = snap::raw::Encoder::new().compress_vec(&[0xff, 0xff, 0xff]).unwrap();
-        assert!(matches!(decode(&not_protobuf), Err(DecodeError::Protobuf(_))));
+        assert!(matches!(
+            decode(b"not snappy at all"),
+            Err(DecodeError::Snappy(_))
+        ));
+        let not_protobuf = snap::raw::Encoder::new()
+            .compress_vec(&[0xff, 0xff, 0xff])
+            .unwrap();
+        assert!(matches!(
+            decode(&not_protobuf),
+            Err(DecodeError::Protobuf(_))
+        ));
     }
 
     #[test]

@@ -1,1 +1,184 @@
-//! server
+//! The server's services: authentication, inventory (platforms and hosts), enrolment, ingest, queries, audit and workers.
+//!
+//! Knows nothing of HTTP: the `http` crate decodes requests, calls one function here and encodes the answer.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod enrol;
+pub mod error;
+pub mod ingest;
+pub mod inventory;
+pub mod query;
+pub mod workers;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cloudkeep_stdx::Clock;
+use cloudkeep_store::Store;
+use cloudkeep_tsdb::Tsdb;
+
+pub use auth::{InitialAdmin, Principal, Role};
+pub use config::ServerConfig;
+pub use error::{ErrorKind, ServiceError};
+pub use workers::Workers;
+
+/// Everything a request needs; cheap to clone.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    tsdb: Arc<Tsdb>,
+    clock: Arc<dyn Clock>,
+    config: ServerConfig,
+    workers: Workers,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the state store: {0}")]
+    Store(#[from] cloudkeep_store::StoreError),
+    #[error("cannot open the time-series store in {path}: {source}")]
+    Tsdb {
+        path: PathBuf,
+        source: cloudkeep_tsdb::Error,
+    },
+    #[error("cannot create the first admin: {0}")]
+    Bootstrap(ServiceError),
+}
+
+impl Server {
+    /// Opens the stores, creates the first admin on a new installation and starts the background workers.
+    pub async fn start(
+        config: ServerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Server, Option<InitialAdmin>), StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let store = Store::open(&config.database_url).await?;
+        let tsdb_dir = config.data_dir.join("tsdb");
+        let tsdb_options = config.tsdb_options();
+        let tsdb = tokio::task::spawn_blocking({
+            let tsdb_dir = tsdb_dir.clone();
+            move || Tsdb::open(&tsdb_dir, tsdb_options)
+        })
+        .await
+        .map_err(|err| StartError::Tsdb {
+            path: tsdb_dir.clone(),
+            source: cloudkeep_tsdb::Error::Io {
+                path: tsdb_dir.clone(),
+                source: std::io::Error::other(err.to_string()),
+            },
+        })?
+        .map_err(|source| StartError::Tsdb {
+            path: tsdb_dir.clone(),
+            source,
+        })?;
+        let server = Server {
+            inner: Arc::new(Inner {
+                store,
+                tsdb: Arc::new(tsdb),
+                clock,
+                config,
+                workers: Workers::default(),
+            }),
+        };
+        let initial_admin = server
+            .bootstrap_admin()
+            .await
+            .map_err(StartError::Bootstrap)?;
+        server.start_workers();
+        Ok((server, initial_admin))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn tsdb(&self) -> &Arc<Tsdb> {
+        &self.inner.tsdb
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    pub fn workers(&self) -> &Workers {
+        &self.inner.workers
+    }
+
+    /// Ready when the state store answers; the time-series store is open by construction.
+    pub async fn ready(&self) -> bool {
+        self.inner.store.ping().await
+    }
+
+    fn start_workers(&self) {
+        let retention = self.clone();
+        self.inner.workers.spawn(
+            "tsdb-retention",
+            std::time::Duration::from_secs(3600),
+            move || {
+                let server = retention.clone();
+                async move {
+                    let now_ms = server.now_ms();
+                    let tsdb = server.tsdb().clone();
+                    tokio::task::spawn_blocking(move || tsdb.apply_retention(now_ms))
+                        .await
+                        .map_err(|err| err.to_string())?
+                        .map(|_| ())
+                        .map_err(|err| err.to_string())
+                }
+            },
+        );
+        let sealing = self.clone();
+        self.inner
+            .workers
+            .spawn("tsdb-seal", self.inner.config.seal_interval, move || {
+                let server = sealing.clone();
+                async move {
+                    let tsdb = server.tsdb().clone();
+                    tokio::task::spawn_blocking(move || tsdb.flush())
+                        .await
+                        .map_err(|err| err.to_string())?
+                        .map_err(|err| err.to_string())
+                }
+            });
+    }
+
+    /// Stops the workers, seals the time-series head into blocks and closes the state store.
+    pub async fn shutdown(&self) {
+        self.inner.workers.shutdown().await;
+        let tsdb = self.inner.tsdb.clone();
+        match tokio::task::spawn_blocking(move || tsdb.flush()).await {
+            Ok(Ok(())) => tracing::info!("time-series store flushed"),
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "flushing the time-series store failed; the write-ahead log keeps the data")
+            }
+            Err(err) => tracing::error!(error = %err, "flush task failed"),
+        }
+        self.inner.store.close().await;
+    }
+}

@@ -30,7 +30,9 @@ pub struct FakeClock {
 
 impl FakeClock {
     pub fn new(start_ms: i64) -> FakeClock {
-        FakeClock { now_ms: Arc::new(AtomicI64::new(start_ms)) }
+        FakeClock {
+            now_ms: Arc::new(AtomicI64::new(start_ms)),
+        }
     }
 
     pub fn advance_ms(&self, delta_ms: i64) {

@@ -81,8 +81,13 @@ impl Store {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.try_append_audit(at_ms, actor, action, target, outcome, detail).await {
-                Err(StoreError::Database(sqlx::Error::Database(db))) if db.is_unique_violation() && attempts < 10 => {
+            match self
+                .try_append_audit(at_ms, actor, action, target, outcome, detail)
+                .await
+            {
+                Err(StoreError::Database(sqlx::Error::Database(db)))
+                    if db.is_unique_violation() && attempts < 10 =>
+                {
                     continue;
                 }
                 other => return other,

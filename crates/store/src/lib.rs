@@ -14,7 +14,10 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
 pub use audit::{AuditRecord, chain_is_valid};
-pub use records::{AgentRecord, ApiTokenRecord, ApplyOutcome, HostRecord, JoinTokenRecord, PlatformRecord, UserRecord};
+pub use records::{
+    AgentRecord, ApiTokenRecord, ApplyOutcome, HostRecord, JoinTokenRecord, PlatformRecord,
+    UserRecord,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -65,7 +68,10 @@ impl Store {
         sqlx::any::install_default_drivers();
         let (engine, url) = if let Some(path) = url.strip_prefix("sqlite://") {
             let separator = if path.contains('?') { '&' } else { '?' };
-            (Engine::Sqlite, format!("sqlite://{path}{separator}mode=rwc"))
+            (
+                Engine::Sqlite,
+                format!("sqlite://{path}{separator}mode=rwc"),
+            )
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Engine::Postgres, url.to_owned())
         } else {
@@ -77,9 +83,14 @@ impl Store {
             Engine::Sqlite => 1,
             Engine::Postgres => 8,
         };
-        let pool = AnyPoolOptions::new().max_connections(max_connections).connect_with(options).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await?;
         if engine == Engine::Sqlite {
-            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
             sqlx::query("PRAGMA foreign_keys=ON").execute(&pool).await?;
         }
         migrator().run(&pool).await?;
@@ -102,7 +113,9 @@ impl Store {
     // ---- users and API tokens ----
 
     pub async fn user_count(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get(0)?)
     }
 
@@ -120,10 +133,12 @@ impl Store {
     }
 
     pub async fn get_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
-        let row = sqlx::query("SELECT name, password_hash, role, created_at, disabled FROM users WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT name, password_hash, role, created_at, disabled FROM users WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|row| UserRecord::from_row(&row)).transpose()
     }
 
@@ -234,16 +249,20 @@ impl Store {
         for row in current {
             let name: String = row.try_get(0)?;
             if !hosts.iter().any(|host| host.name == name) {
-                sqlx::query("DELETE FROM hosts WHERE name = $1").bind(&name).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM hosts WHERE name = $1")
+                    .bind(&name)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         for host in hosts {
-            let updated = sqlx::query("UPDATE hosts SET cloud = $1, components_json = $2 WHERE name = $3")
-                .bind(&host.cloud)
-                .bind(&host.components_json)
-                .bind(&host.name)
-                .execute(&mut *tx)
-                .await?;
+            let updated =
+                sqlx::query("UPDATE hosts SET cloud = $1, components_json = $2 WHERE name = $3")
+                    .bind(&host.cloud)
+                    .bind(&host.components_json)
+                    .bind(&host.name)
+                    .execute(&mut *tx)
+                    .await?;
             if updated.rows_affected() == 0 {
                 sqlx::query("INSERT INTO hosts (name, platform, cloud, components_json, last_seen) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&host.name)
@@ -287,10 +306,12 @@ impl Store {
     }
 
     pub async fn get_host(&self, name: &str) -> Result<Option<HostRecord>, StoreError> {
-        let row = sqlx::query("SELECT name, platform, cloud, components_json, last_seen FROM hosts WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT name, platform, cloud, components_json, last_seen FROM hosts WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|row| HostRecord::from_row(&row)).transpose()
     }
 
@@ -396,11 +417,12 @@ impl Store {
 
     /// Revokes an agent; false if there is no such agent or it was already revoked.
     pub async fn revoke_agent(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let result = sqlx::query("UPDATE agents SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now_ms)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let result =
+            sqlx::query("UPDATE agents SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now_ms)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         Ok(result.rows_affected() == 1)
     }
 }

@@ -17,7 +17,8 @@ pub struct TestPostgres {
 }
 
 fn bin_dir() -> PathBuf {
-    std::env::var_os("CLOUDKEEP_PG_BIN").map_or_else(|| PathBuf::from(DEFAULT_BIN_DIR), PathBuf::from)
+    std::env::var_os("CLOUDKEEP_PG_BIN")
+        .map_or_else(|| PathBuf::from(DEFAULT_BIN_DIR), PathBuf::from)
 }
 
 fn is_root() -> bool {
@@ -49,11 +50,21 @@ impl TestPostgres {
     pub fn start() -> Option<TestPostgres> {
         let bins = bin_dir();
         if !bins.join("postgres").exists() {
-            assert!(!crate::in_ci(), "PostgreSQL binaries not found in {} (CI=true)", bins.display());
-            eprintln!("skipping: PostgreSQL binaries not found in {}", bins.display());
+            assert!(
+                !crate::in_ci(),
+                "PostgreSQL binaries not found in {} (CI=true)",
+                bins.display()
+            );
+            eprintln!(
+                "skipping: PostgreSQL binaries not found in {}",
+                bins.display()
+            );
             return None;
         }
-        let dir = tempfile::Builder::new().prefix("cloudkeep-pg-").tempdir().expect("create temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("cloudkeep-pg-")
+            .tempdir()
+            .expect("create temp dir");
         let data = dir.path().join("data");
         if is_root() {
             let status = Command::new("chown")
@@ -64,18 +75,38 @@ impl TestPostgres {
             assert!(status.success(), "chown of the PostgreSQL temp dir failed");
         }
         let output = command(&bins.join("initdb"))
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "-D",
+            ])
             .arg(&data)
             .output()
             .expect("run initdb");
-        assert!(output.status.success(), "initdb failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let port = free_port();
         let child = command(&bins.join("postgres"))
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string(), "-k"])
             .arg(dir.path())
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=50"])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=50",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -89,7 +120,14 @@ impl TestPostgres {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let ready = Command::new(bin_dir().join("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -99,13 +137,24 @@ impl TestPostgres {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("PostgreSQL on port {} did not become ready in 30 s", self.port);
+        panic!(
+            "PostgreSQL on port {} did not become ready in 30 s",
+            self.port
+        );
     }
 
     /// Creates a fresh database and returns its URL.
     pub fn create_database(&self, name: &str) -> String {
         let status = Command::new(bin_dir().join("createdb"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                name,
+            ])
             .status()
             .expect("run createdb");
         assert!(status.success(), "createdb {name} failed");

@@ -1,0 +1,341 @@
+//! Command-line flags and subcommands, and dispatch to the role or operator verb they name.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{operator, roles};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cloudkeep",
+    version,
+    about = "Run SaaS platforms hands-free: server, agent and operator CLI in one binary"
+)]
+pub struct Cli {
+    /// Log as JSON lines instead of text (logs go to stderr; level via CLOUDKEEP_LOG, e.g. debug).
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Json,
+}
+
+/// How operator verbs find and talk to the server.
+#[derive(Debug, Clone, Args)]
+pub struct Remote {
+    /// Server URL; default from the operator context written by `cloudkeep up`.
+    #[arg(long, env = "CLOUDKEEP_SERVER", global = true)]
+    pub server: Option<String>,
+    /// API token; default from the operator context.
+    #[arg(
+        long,
+        env = "CLOUDKEEP_API_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub api_token: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t, global = true)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything on this machine: server on SQLite, a local agent, a local backup directory.
+    Up(UpArgs),
+    /// Run the control-plane server.
+    Server(ServerArgs),
+    /// Run the agent on this host.
+    Agent(AgentArgs),
+    /// List hosts with their latest key metrics.
+    Hosts(Remote),
+    /// List platforms.
+    Platforms(Remote),
+    /// Validate, apply or describe platform specs.
+    #[command(subcommand)]
+    Spec(SpecCommand),
+    /// Join tokens for enrolling agents.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Enrolled agents.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Query stored metrics.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
+    /// Show the audit log and whether its hash chain verifies (admins only).
+    Audit(Remote),
+    /// Show the server's background workers.
+    Workers(Remote),
+    /// Log in with a user name and password (read from stdin) and save the operator context.
+    Login(LoginArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where state, metrics and the local agent live; default $XDG_DATA_HOME/cloudkeep.
+    #[arg(long, env = "CLOUDKEEP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address for the API and dashboard.
+    #[arg(long, default_value = "127.0.0.1:8440")]
+    pub listen: String,
+    /// Collection interval of the local agent, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Configuration file (TOML, version = 1); flags win over it.
+    #[arg(long, env = "CLOUDKEEP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory; default $XDG_DATA_HOME/cloudkeep.
+    #[arg(long, env = "CLOUDKEEP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Listen address, e.g. 127.0.0.1:8440 (port 0 picks a free port and prints it).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// sqlite://PATH or postgres://USER@HOST:PORT/DB.
+    #[arg(long, env = "CLOUDKEEP_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Server URL.
+    #[arg(long, env = "CLOUDKEEP_SERVER")]
+    pub server: String,
+    /// Join token, needed on the first start only.
+    #[arg(long, env = "CLOUDKEEP_JOIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Where the agent keeps its identity and outbox.
+    #[arg(
+        long,
+        env = "CLOUDKEEP_AGENT_STATE_DIR",
+        default_value = "/var/lib/cloudkeep-agent"
+    )]
+    pub state_dir: PathBuf,
+    /// Collection interval, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
+    /// Host name to report; default the kernel's host name.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Largest size of the on-disk outbox in MiB; the oldest batches go first when full.
+    #[arg(long, default_value_t = 256)]
+    pub outbox_max_mib: u64,
+    /// Root of the proc filesystem to read.
+    #[arg(long, default_value = "/proc", hide = true)]
+    pub proc_root: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpecCommand {
+    /// Check a spec file or a directory of them; prints every error with file and JSON path.
+    Validate {
+        path: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print the JSON Schema of platform specs (for editors).
+    Schema,
+    /// Register or update the platforms of a spec file or directory in the server.
+    Apply {
+        path: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a single-use join token for a platform.
+    Create {
+        #[arg(long)]
+        platform: String,
+        /// Lifetime, e.g. 1h, 30m (default 1h, at most 7d).
+        #[arg(long, value_parser = parse_interval)]
+        ttl: Option<std::time::Duration>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// List enrolled agents.
+    List(Remote),
+    /// Revoke an agent; its credential is refused from then on.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// Samples over a time range: `cloudkeep metrics query 'host_cpu_busy_percent{host="web1"}' --start now-1h --step 1m`.
+    Query {
+        selector: String,
+        /// ms since the epoch, now, or now-DURATION.
+        #[arg(long, default_value = "now-1h")]
+        start: String,
+        #[arg(long, default_value = "now")]
+        end: String,
+        /// Bucket width (30s, 5m, 1h); absent: raw samples.
+        #[arg(long)]
+        step: Option<String>,
+        /// avg, min, max, sum, count or last (with --step).
+        #[arg(long)]
+        agg: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Series matching a selector.
+    Series {
+        selector: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[arg(long, default_value = "admin")]
+    pub user: String,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+pub enum RuntimeKind {
+    CurrentThread,
+    MultiThread,
+}
+
+impl Command {
+    /// The agent runs on a single thread to stay small; the server and `up` use all cores.
+    pub fn runtime(&self) -> RuntimeKind {
+        match self {
+            Command::Up(_) | Command::Server(_) => RuntimeKind::MultiThread,
+            _ => RuntimeKind::CurrentThread,
+        }
+    }
+
+    pub fn is_long_running(&self) -> bool {
+        matches!(
+            self,
+            Command::Up(_) | Command::Server(_) | Command::Agent(_)
+        )
+    }
+}
+
+/// `10s`, `2m`, `1h`, `500ms`.
+pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 10s, 2m or 1h"))?;
+    let duration = match unit {
+        "ms" => std::time::Duration::from_millis(value),
+        "s" => std::time::Duration::from_secs(value),
+        "m" => std::time::Duration::from_secs(value * 60),
+        "h" => std::time::Duration::from_secs(value * 3600),
+        "d" => std::time::Duration::from_secs(value * 86400),
+        _ => return Err(format!("{text:?} is not a duration like 10s, 2m or 1h")),
+    };
+    if duration.is_zero() {
+        return Err("a duration must be positive".into());
+    }
+    Ok(duration)
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => roles::up(args).await,
+        Command::Server(args) => roles::server(args).await,
+        Command::Agent(args) => roles::agent(args).await,
+        Command::Hosts(remote) => operator::hosts(&remote).await,
+        Command::Platforms(remote) => operator::platforms(&remote).await,
+        Command::Spec(SpecCommand::Validate { path, remote }) => {
+            operator::spec_validate(&path, &remote)
+        }
+        Command::Spec(SpecCommand::Schema) => operator::spec_schema(),
+        Command::Spec(SpecCommand::Apply { path, remote }) => {
+            operator::spec_apply(&path, &remote).await
+        }
+        Command::Token(TokenCommand::Create {
+            platform,
+            ttl,
+            remote,
+        }) => operator::token_create(&platform, ttl, &remote).await,
+        Command::Agents(AgentsCommand::List(remote)) => operator::agents(&remote).await,
+        Command::Agents(AgentsCommand::Revoke { id, remote }) => {
+            operator::agent_revoke(&id, &remote).await
+        }
+        Command::Metrics(MetricsCommand::Query {
+            selector,
+            start,
+            end,
+            step,
+            agg,
+            remote,
+        }) => {
+            operator::metrics_query(
+                &selector,
+                &start,
+                &end,
+                step.as_deref(),
+                agg.as_deref(),
+                &remote,
+            )
+            .await
+        }
+        Command::Metrics(MetricsCommand::Series { selector, remote }) => {
+            operator::series(&selector, &remote).await
+        }
+        Command::Audit(remote) => operator::audit(&remote).await,
+        Command::Workers(remote) => operator::workers(&remote).await,
+        Command::Login(args) => operator::login(&args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(
+            parse_interval("10s"),
+            Ok(std::time::Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_interval("2m"),
+            Ok(std::time::Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_interval("500ms"),
+            Ok(std::time::Duration::from_millis(500))
+        );
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("ten").is_err());
+        assert!(parse_interval("10").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

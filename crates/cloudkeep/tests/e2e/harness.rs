@@ -1,0 +1,183 @@
+//! Spawning the real binary in temp dirs on free ports, and waiting for conditions with a deadline.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cloudkeep_client::Client;
+
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cloudkeep"));
+    command
+        .env("CLOUDKEEP_LOG", "info")
+        .env_remove("CLOUDKEEP_SERVER")
+        .env_remove("CLOUDKEEP_API_TOKEN");
+    command
+}
+
+/// A child process killed on drop, with its output lines collected.
+pub struct Process {
+    child: Child,
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    pub fn spawn(mut command: Command) -> Process {
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = command.spawn().expect("spawn cloudkeep");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        Process { child, output }
+    }
+
+    pub fn output_text(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not stop within 30 s:\n{}",
+                self.output_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: the process gets no chance to flush anything.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct InitialAdmin {
+    pub user: String,
+    pub password: String,
+    pub token: String,
+}
+
+pub fn read_admin(data_dir: &Path) -> InitialAdmin {
+    let bytes =
+        std::fs::read(data_dir.join("initial-admin.json")).expect("initial-admin.json written");
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A `cloudkeep server` on a free port in its own data dir.
+pub struct TestServer {
+    pub process: Process,
+    pub data_dir: PathBuf,
+    pub port: u16,
+}
+
+impl TestServer {
+    pub async fn start(data_dir: &Path, port: u16) -> TestServer {
+        let mut command = binary();
+        command
+            .args([
+                "server",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data_dir);
+        let process = Process::spawn(command);
+        let server = TestServer {
+            process,
+            data_dir: data_dir.to_path_buf(),
+            port,
+        };
+        let client = Client::new(&server.url(), None).unwrap();
+        let admin_file = data_dir.join("initial-admin.json");
+        wait_for("server ready", Duration::from_secs(30), || {
+            let client = client.clone();
+            let admin_written = admin_file.exists();
+            async move { (admin_written && client.readyz().await.is_ok()).then_some(()) }
+        })
+        .await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn admin_client(&self) -> Client {
+        Client::new(&self.url(), Some(read_admin(&self.data_dir).token)).unwrap()
+    }
+}
+
+/// A platform spec with the given hosts.
+pub fn spec(platform: &str, hosts: &[&str]) -> String {
+    serde_json::json!({
+        "version": 1,
+        "platform": platform,
+        "isv": "acme",
+        "tenant": "globex",
+        "cloud": "gc-uk1",
+        "hosts": hosts.iter().map(|h| serde_json::json!({"name": h, "components": []})).collect::<Vec<_>>(),
+    })
+    .to_string()
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `cloudkeep` binary as server, agent, `up` and CLI, talking over loopback.
+
+mod harness;
+
+mod backfill;
+mod bad_input;
+mod durability;
+mod enrolment;
+mod up;

@@ -1,0 +1,50 @@
+//! The OpenAPI 3 document of `/api/v1`, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::handlers;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Cloudkeep API", description = "Control plane for hands-free SaaS platforms."),
+    paths(
+        handlers::login,
+        handlers::enroll,
+        handlers::remote_write,
+        handlers::hosts,
+        handlers::platforms,
+        handlers::apply_spec,
+        handlers::create_token,
+        handlers::agents,
+        handlers::revoke_agent,
+        handlers::series,
+        handlers::query_range,
+        handlers::audit,
+        handlers::workers,
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub(crate) async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi_document())
+}
