@@ -66,7 +66,7 @@ pub(crate) async fn remote_write(
     Caller(caller): Caller,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    server.ingest_remote_write(&caller, &body).await?;
+    server.ingest_remote_write(&caller, body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

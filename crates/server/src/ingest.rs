@@ -1,7 +1,7 @@
 //! Ingest: decoded remote_write batches become time-series samples, acknowledged only once durable.
 
-use cloudkeep_protocol::remote_write::{self, WriteRequest};
-use cloudkeep_tsdb::{InputSeries, Sample};
+use cloudkeep_protocol::remote_write::{self, BorrowedWrite, DecodeError};
+use cloudkeep_tsdb::{AppendStats, Sample, SeriesRef};
 
 use crate::auth::Permission;
 use crate::{ErrorKind, Principal, Server, ServiceError};
@@ -13,41 +13,86 @@ pub struct IngestOutcome {
     pub out_of_order: u64,
 }
 
+enum IngestFailure {
+    Decode(DecodeError),
+    Store(cloudkeep_tsdb::Error),
+}
+
 impl Server {
     /// Decodes a snappy-compressed remote_write body and appends it; returns once the samples are durable.
     ///
     /// An agent's samples are stamped with its own `host` and `platform` labels, whatever it sent, so one
-    /// host cannot write another's series.
-    pub async fn ingest_remote_write(
+    /// host cannot write another's series. Decoding borrows strings from the decompressed body and the
+    /// store looks known series up without allocating: this is the ingest hot path.
+    pub async fn ingest_remote_write<B>(
         &self,
         caller: &Principal,
-        body: &[u8],
-    ) -> Result<IngestOutcome, ServiceError> {
+        body: B,
+    ) -> Result<IngestOutcome, ServiceError>
+    where
+        B: AsRef<[u8]> + Send + 'static,
+    {
         caller.require(Permission::WriteMetrics)?;
-        let request = remote_write::decode(body).map_err(|err| {
-            metrics::counter!("cloudkeep_ingest_rejected_total").increment(1);
-            ServiceError::bad_request(format!("invalid remote_write body: {err}"))
-        })?;
-        let series = to_input_series(request, caller);
-        let latest_timestamp = series
-            .iter()
-            .flat_map(|s| s.samples.last())
-            .map(|s| s.timestamp_ms)
-            .max();
+        let stamp = match caller {
+            Principal::Agent { host, platform, .. } => Some((host.clone(), platform.clone())),
+            Principal::User { .. } => None,
+        };
         let tsdb = self.tsdb().clone();
-        let stats = tokio::task::spawn_blocking(move || tsdb.append(series))
-            .await
-            .map_err(|err| ServiceError::internal("append task failed", &err))?
-            .map_err(|err| {
+        let outcome = tokio::task::spawn_blocking(move || -> Result<AppendStats, IngestFailure> {
+            let raw = remote_write::decompress(body.as_ref()).map_err(IngestFailure::Decode)?;
+            let decoded = remote_write::decode_borrowed(&raw).map_err(IngestFailure::Decode)?;
+            let samples: Vec<Sample> = decoded
+                .samples
+                .iter()
+                .map(|&(timestamp_ms, value)| Sample {
+                    timestamp_ms,
+                    value,
+                })
+                .collect();
+            let stamped = stamp
+                .as_ref()
+                .map(|(host, platform)| stamp_labels(&decoded, host, platform));
+            let refs: Vec<SeriesRef<'_>> = match &stamped {
+                None => decoded
+                    .series
+                    .iter()
+                    .map(|span| SeriesRef {
+                        labels: &decoded.labels[span.labels.clone()],
+                        samples: &samples[span.samples.clone()],
+                    })
+                    .collect(),
+                Some((labels, ranges)) => ranges
+                    .iter()
+                    .zip(&decoded.series)
+                    .map(|(range, span)| SeriesRef {
+                        labels: &labels[range.clone()],
+                        samples: &samples[span.samples.clone()],
+                    })
+                    .collect(),
+            };
+            tsdb.append_refs(&refs).map_err(IngestFailure::Store)
+        })
+        .await
+        .map_err(|err| ServiceError::internal("append task failed", &err))?;
+        let stats = match outcome {
+            Ok(stats) => stats,
+            Err(IngestFailure::Decode(err)) => {
+                metrics::counter!("cloudkeep_ingest_rejected_total").increment(1);
+                return Err(ServiceError::bad_request(format!(
+                    "invalid remote_write body: {err}"
+                )));
+            }
+            Err(IngestFailure::Store(err)) => {
                 tracing::error!(error = %err, "appending samples failed");
-                ServiceError::new(
+                return Err(ServiceError::new(
                     ErrorKind::Unavailable,
                     "the time-series store cannot take writes; retry later",
-                )
-            })?;
+                ));
+            }
+        };
         metrics::counter!("cloudkeep_ingest_samples_total").increment(stats.samples);
         metrics::counter!("cloudkeep_ingest_out_of_order_total").increment(stats.out_of_order);
-        if let (Principal::Agent { host, .. }, Some(_)) = (caller, latest_timestamp) {
+        if let Principal::Agent { host, .. } = caller {
             // Last-seen is when the server heard from the agent, not the sample time: backfill is not liveness.
             self.store().touch_host(host, self.now_ms()).await?;
         }
@@ -58,30 +103,25 @@ impl Server {
     }
 }
 
-fn to_input_series(request: WriteRequest, caller: &Principal) -> Vec<InputSeries> {
-    request
-        .timeseries
-        .into_iter()
-        .map(|series| {
-            let mut labels: Vec<(String, String)> = series
-                .labels
-                .into_iter()
-                .map(|label| (label.name, label.value))
-                .collect();
-            if let Principal::Agent { host, platform, .. } = caller {
-                labels.retain(|(name, _)| name != "host" && name != "platform");
-                labels.push(("host".into(), host.clone()));
-                labels.push(("platform".into(), platform.clone()));
-            }
-            let samples = series
-                .samples
-                .into_iter()
-                .map(|sample| Sample {
-                    timestamp_ms: sample.timestamp,
-                    value: sample.value,
-                })
-                .collect();
-            InputSeries { labels, samples }
-        })
-        .collect()
+/// Every series' labels without any `host`/`platform` it sent, plus the agent's own; with the ranges per series.
+fn stamp_labels<'a>(
+    decoded: &BorrowedWrite<'a>,
+    host: &'a str,
+    platform: &'a str,
+) -> (Vec<(&'a str, &'a str)>, Vec<std::ops::Range<usize>>) {
+    let mut labels = Vec::with_capacity(decoded.labels.len() + 2 * decoded.series.len());
+    let mut ranges = Vec::with_capacity(decoded.series.len());
+    for span in &decoded.series {
+        let start = labels.len();
+        labels.extend(
+            decoded.labels[span.labels.clone()]
+                .iter()
+                .filter(|(name, _)| *name != "host" && *name != "platform")
+                .copied(),
+        );
+        labels.push(("host", host));
+        labels.push(("platform", platform));
+        ranges.push(start..labels.len());
+    }
+    (labels, ranges)
 }

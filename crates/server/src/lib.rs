@@ -153,6 +153,24 @@ impl Server {
                 }
             },
         );
+        let downsampling = self.clone();
+        self.inner.workers.spawn(
+            "tsdb-downsample",
+            std::time::Duration::from_secs(600),
+            move || {
+                let server = downsampling.clone();
+                async move {
+                    let now_ms = server.now_ms();
+                    let min_age_ms = cloudkeep_tsdb::Options::default().downsample_after_ms;
+                    let tsdb = server.tsdb().clone();
+                    tokio::task::spawn_blocking(move || tsdb.downsample(now_ms, min_age_ms))
+                        .await
+                        .map_err(|err| err.to_string())?
+                        .map(|_| ())
+                        .map_err(|err| err.to_string())
+                }
+            },
+        );
         let sealing = self.clone();
         self.inner
             .workers

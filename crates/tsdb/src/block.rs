@@ -1,17 +1,19 @@
 //! Immutable block files: per-series pco-compressed chunks (raw samples or tier aggregates) plus an index
 //!
 //! Layout of `blocks/<seal:08>/{raw,5m,1h}.blk`:
-//! header `["CKTSBLK1"][tier u8][7 zero bytes]`, chunks, index, footer
+//! header `["CKTSBLK2"][tier u8][7 zero bytes]`, chunks, index, footer
 //! `[index offset u64][index len u64][index crc32 u32][0u32]["CKTSEND1"]` (all little endian).
-//! Index: a symbol table `[n uvarint]{[len uvarint][utf-8]}` (label names and values are stored
-//! once per block), then `[n uvarint]` entries sorted by labels: `[n labels uvarint]{[name sym]
-//! [value sym]}[min ts ivarint][max ts ivarint][last value f64][items uvarint][offset uvarint]
-//! [len uvarint][chunk crc32 u32]`.
+//! Index: `[n uvarint][base ts ivarint]`, then `n` entries sorted by series id:
+//! `[id delta uvarint][min ts - base ivarint][max ts - min ts uvarint][last value uvarint]
+//! [items uvarint][chunk len uvarint][chunk crc32 u32]`. Series are referenced by their wal id
+//! (labels live in the wal's series snapshot); chunks are stored back to back in index order
+//! from the end of the header, so offsets are implicit. The last value is the f64 bit pattern
+//! with its bytes reversed, which makes round numbers short varints.
 //! Raw chunk: a timestamp column and a value column. Tier chunk: columns of bucket starts, min,
 //! max, sum, count and last (see `column.rs` for the column encodings).
-//! A seal directory is written as `<seal>.tmp` and renamed, so the three tiers appear atomically.
+//! A seal writes only `raw.blk` (as `<seal>.tmp/raw.blk`, renamed to `<seal>/`); the tiers are
+//! computed later from it by `write_tiers` (`<tier>.blk.tmp` files, fsynced and renamed).
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -19,13 +21,13 @@ use std::path::{Path, PathBuf};
 
 use crate::Tier;
 use crate::aggregate::{Agg, bucket_start};
-use crate::codec::{DecodeError, Reader, put_bytes, put_ivarint, put_uvarint};
+use crate::codec::{DecodeError, Reader, put_ivarint, put_uvarint};
 use crate::column::{get_f64s, get_i64s, get_u64s, put_f64s, put_i64s, put_u64s};
 use crate::error::Error;
-use crate::labels::{Labels, Sample};
+use crate::labels::Sample;
 use crate::wal::sync_dir;
 
-const HEADER_MAGIC: &[u8; 8] = b"CKTSBLK1";
+const HEADER_MAGIC: &[u8; 8] = b"CKTSBLK2";
 const FOOTER_MAGIC: &[u8; 8] = b"CKTSEND1";
 const HEADER_LEN: u64 = 16;
 const FOOTER_LEN: u64 = 32;
@@ -55,7 +57,8 @@ pub(crate) fn seal_dir_name(seal_id: u64) -> String {
 /// Where one series' chunk lives in a block, plus summary facts that avoid reading it.
 #[derive(Debug, Clone)]
 pub(crate) struct IndexEntry {
-    pub labels: Labels,
+    /// The series id, as defined in the wal.
+    pub id: u64,
     /// Timestamp of the first raw sample covered (tiers too, not the bucket start).
     pub min_ts: i64,
     /// Timestamp of the last raw sample covered.
@@ -78,8 +81,8 @@ pub(crate) struct Block {
     pub max_ts: i64,
     pub size: u64,
     file: File,
+    /// Sorted by id.
     entries: Vec<IndexEntry>,
-    by_labels: HashMap<Labels, usize>,
 }
 
 impl Block {
@@ -100,6 +103,12 @@ impl Block {
             Ok(buf)
         };
         let header = read(0, HEADER_LEN as usize)?;
+        if &header[..8] == b"CKTSBLK1" {
+            return Err(Error::corrupt(
+                &path,
+                "block format version 1 (label index) is no longer supported",
+            ));
+        }
         if &header[..8] != HEADER_MAGIC {
             return Err(Error::corrupt(&path, "bad header magic"));
         }
@@ -136,11 +145,6 @@ impl Block {
         }
         let entries = parse_index(&index, index_offset)
             .map_err(|reason| Error::corrupt(&path, format!("index: {reason}")))?;
-        let by_labels = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.labels.clone(), i))
-            .collect();
         let min_ts = entries.iter().map(|e| e.min_ts).min().unwrap_or(i64::MAX);
         let max_ts = entries.iter().map(|e| e.max_ts).max().unwrap_or(i64::MIN);
         Ok(Block {
@@ -152,7 +156,6 @@ impl Block {
             size,
             file,
             entries,
-            by_labels,
         })
     }
 
@@ -160,8 +163,11 @@ impl Block {
         &self.entries
     }
 
-    pub(crate) fn entry(&self, labels: &Labels) -> Option<&IndexEntry> {
-        self.by_labels.get(labels).map(|&i| &self.entries[i])
+    pub(crate) fn entry(&self, id: u64) -> Option<&IndexEntry> {
+        self.entries
+            .binary_search_by_key(&id, |e| e.id)
+            .ok()
+            .map(|i| &self.entries[i])
     }
 
     fn read_chunk(&self, e: &IndexEntry) -> Result<Vec<u8>, Error> {
@@ -175,8 +181,8 @@ impl Block {
             return Err(Error::corrupt(
                 &self.path,
                 format!(
-                    "chunk crc mismatch for series {} at offset {}",
-                    e.labels, e.offset
+                    "chunk crc mismatch for series id {} at offset {}",
+                    e.id, e.offset
                 ),
             ));
         }
@@ -187,8 +193,8 @@ impl Block {
         Error::corrupt(
             &self.path,
             format!(
-                "chunk for series {} at offset {}: {reason}",
-                e.labels, e.offset
+                "chunk for series id {} at offset {}: {reason}",
+                e.id, e.offset
             ),
         )
     }
@@ -241,75 +247,75 @@ impl Block {
     }
 }
 
-fn read_labels(r: &mut Reader<'_>, symbols: &[String]) -> Result<Labels, DecodeError> {
-    let n = r.len(2)?;
-    let mut sym = || -> Result<String, DecodeError> {
-        let i = usize::try_from(r.uvarint()?).map_err(|_| DecodeError("symbol index overflows"))?;
-        symbols
-            .get(i)
-            .cloned()
-            .ok_or(DecodeError("symbol index out of range"))
-    };
-    let mut pairs = Vec::with_capacity(n);
-    for _ in 0..n {
-        let name = sym()?;
-        let value = sym()?;
-        pairs.push((name, value));
-    }
-    let labels = Labels::new(pairs);
-    if labels.len() != n {
-        return Err(DecodeError("label set is not canonical"));
-    }
-    Ok(labels)
+/// Last values are stored as the byte-reversed f64 bits: integers and other round numbers have
+/// zero low mantissa bytes, which become high zero bytes and so a short varint.
+fn last_value_bits(v: f64) -> u64 {
+    v.to_bits().swap_bytes()
 }
 
 fn parse_index(index: &[u8], index_offset: u64) -> Result<Vec<IndexEntry>, String> {
     let mut r = Reader::new(index);
-    let n_symbols = r.len(1).map_err(|e| format!("symbol table: {e}"))?;
-    let mut symbols = Vec::with_capacity(n_symbols);
-    for i in 0..n_symbols {
-        symbols.push(r.string().map_err(|e| format!("symbol {i}: {e}"))?);
-    }
-    let n = r.len(16).map_err(|e| e.to_string())?;
+    // an entry is at least 10 bytes: six one-byte varints and the crc
+    let n = r.len(10).map_err(|e| e.to_string())?;
     let mut entries: Vec<IndexEntry> = Vec::with_capacity(n);
+    if n == 0 {
+        if r.remaining() != 0 {
+            return Err(format!("{} trailing bytes", r.remaining()));
+        }
+        return Ok(entries);
+    }
+    let base = r.ivarint().map_err(|e| format!("base timestamp: {e}"))?;
+    let mut offset = HEADER_LEN;
     for i in 0..n {
         let entry = (|| {
+            let id_delta = r.uvarint()?;
+            let id = match entries.last() {
+                None => id_delta,
+                Some(prev) => {
+                    if id_delta == 0 {
+                        return Err(DecodeError("series ids are not strictly increasing"));
+                    }
+                    prev.id
+                        .checked_add(id_delta)
+                        .ok_or(DecodeError("series id overflows"))?
+                }
+            };
+            let min_ts = base
+                .checked_add(r.ivarint()?)
+                .ok_or(DecodeError("timestamp overflows"))?;
+            let span = i64::try_from(r.uvarint()?).map_err(|_| DecodeError("span overflows"))?;
+            let max_ts = min_ts
+                .checked_add(span)
+                .ok_or(DecodeError("timestamp overflows"))?;
             Ok::<_, DecodeError>(IndexEntry {
-                labels: read_labels(&mut r, &symbols)?,
-                min_ts: r.ivarint()?,
-                max_ts: r.ivarint()?,
-                last_value: r.f64_le()?,
+                id,
+                min_ts,
+                max_ts,
+                last_value: f64::from_bits(r.uvarint()?.swap_bytes()),
                 items: r.uvarint()?,
-                offset: r.uvarint()?,
+                offset,
                 len: r.uvarint()?,
                 crc: r.u32_le()?,
             })
         })()
         .map_err(|e| format!("entry {i}: {e}"))?;
-        if entry.offset < HEADER_LEN
-            || entry
-                .offset
-                .checked_add(entry.len)
-                .is_none_or(|end| end > index_offset)
-        {
+        let end = entry.offset.checked_add(entry.len);
+        if end.is_none_or(|end| end > index_offset) {
             return Err(format!(
-                "entry {i} ({}) points outside the chunk area",
-                entry.labels
+                "entry {i} (series id {}) points outside the chunk area",
+                entry.id
             ));
         }
-        if entry.items == 0 || entry.min_ts > entry.max_ts {
-            return Err(format!(
-                "entry {i} ({}) has an empty or inverted range",
-                entry.labels
-            ));
+        if entry.items == 0 {
+            return Err(format!("entry {i} (series id {}) is empty", entry.id));
         }
-        if entries
-            .last()
-            .is_some_and(|prev| prev.labels >= entry.labels)
-        {
-            return Err(format!("entry {i} ({}) is out of order", entry.labels));
-        }
+        offset = end.unwrap_or(index_offset);
         entries.push(entry);
+    }
+    if offset != index_offset {
+        return Err(format!(
+            "chunks end at {offset} but the index starts at {index_offset}"
+        ));
     }
     if r.remaining() != 0 {
         return Err(format!("{} trailing bytes", r.remaining()));
@@ -357,45 +363,51 @@ fn chunk_bytes(tier: Tier, samples: &[Sample]) -> Result<(Vec<u8>, u64), Error> 
     }
 }
 
-/// Serializes one tier of a seal; `series` must be sorted by labels with non-empty, time-ordered samples.
-fn block_bytes(tier: Tier, series: &[(Labels, Vec<Sample>)]) -> Result<Vec<u8>, Error> {
+/// Serializes one block; `series` must be sorted by id, each with a time-ordered, non-empty
+/// sample list (raw samples; tiers are computed from them).
+fn block_bytes<'a>(
+    tier: Tier,
+    series: impl Iterator<Item = Result<(u64, std::borrow::Cow<'a, [Sample]>), Error>>,
+) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     out.extend_from_slice(HEADER_MAGIC);
     out.push(tier_code(tier));
     out.extend_from_slice(&[0u8; 7]);
-    let series: Vec<&(Labels, Vec<Sample>)> = series.iter().filter(|s| !s.1.is_empty()).collect();
-    let mut symbols: HashMap<&str, u64> = HashMap::new();
-    let mut index = Vec::new();
-    let mut symbol_table = Vec::new();
-    for (name, value) in series.iter().flat_map(|s| s.0.iter()) {
-        for text in [name, value] {
-            if !symbols.contains_key(text) {
-                symbols.insert(text, symbols.len() as u64);
-                put_bytes(&mut symbol_table, text.as_bytes());
-            }
-        }
-    }
-    put_uvarint(&mut index, symbols.len() as u64);
-    index.extend_from_slice(&symbol_table);
-    put_uvarint(&mut index, series.len() as u64);
-    for (labels, samples) in series {
+    // (id, min ts, max ts, last value, items, len, crc)
+    let mut metas: Vec<(u64, i64, i64, f64, u64, u64, u32)> = Vec::new();
+    for item in series {
+        let (id, samples) = item?;
         let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
             continue;
         };
-        let (chunk, items) = chunk_bytes(tier, samples)?;
-        put_uvarint(&mut index, labels.len() as u64);
-        for (name, value) in labels.iter() {
-            put_uvarint(&mut index, symbols.get(name).copied().unwrap_or_default());
-            put_uvarint(&mut index, symbols.get(value).copied().unwrap_or_default());
-        }
-        put_ivarint(&mut index, first.timestamp_ms);
-        put_ivarint(&mut index, last.timestamp_ms);
-        index.extend_from_slice(&last.value.to_bits().to_le_bytes());
-        put_uvarint(&mut index, items);
-        put_uvarint(&mut index, out.len() as u64);
-        put_uvarint(&mut index, chunk.len() as u64);
-        index.extend_from_slice(&crc32fast::hash(&chunk).to_le_bytes());
+        let (chunk, items) = chunk_bytes(tier, &samples)?;
+        metas.push((
+            id,
+            first.timestamp_ms,
+            last.timestamp_ms,
+            last.value,
+            items,
+            chunk.len() as u64,
+            crc32fast::hash(&chunk),
+        ));
         out.extend_from_slice(&chunk);
+    }
+    let mut index = Vec::with_capacity(metas.len() * 16 + 16);
+    put_uvarint(&mut index, metas.len() as u64);
+    let base = metas.iter().map(|m| m.1).min().unwrap_or(0);
+    if !metas.is_empty() {
+        put_ivarint(&mut index, base);
+    }
+    let mut prev_id = None;
+    for &(id, min_ts, max_ts, last, items, len, crc) in &metas {
+        put_uvarint(&mut index, prev_id.map_or(id, |p: u64| id.wrapping_sub(p)));
+        prev_id = Some(id);
+        put_ivarint(&mut index, min_ts.wrapping_sub(base));
+        put_uvarint(&mut index, max_ts.wrapping_sub(min_ts) as u64);
+        put_uvarint(&mut index, last_value_bits(last));
+        put_uvarint(&mut index, items);
+        put_uvarint(&mut index, len);
+        index.extend_from_slice(&crc.to_le_bytes());
     }
     let index_offset = out.len() as u64;
     out.extend_from_slice(&index);
@@ -407,30 +419,37 @@ fn block_bytes(tier: Tier, series: &[(Labels, Vec<Sample>)]) -> Result<Vec<u8>, 
     Ok(out)
 }
 
-/// Writes the raw and tier blocks of one seal and makes them visible atomically.
+fn write_file(path: &Path, bytes: &[u8], fsync: bool) -> Result<(), Error> {
+    let mut f = File::create(path).map_err(|e| Error::io(path, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    if fsync {
+        f.sync_all().map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// Writes the raw block of one seal and makes it visible atomically (directory rename).
 ///
-/// `series` must be sorted by labels, each with at least one sample, in time order.
+/// `series` must be sorted by id, each with at least one sample, in time order.
 pub(crate) fn write_seal(
     blocks_dir: &Path,
     seal_id: u64,
-    series: &[(Labels, Vec<Sample>)],
+    series: &[(u64, Vec<Sample>)],
     fsync: bool,
-) -> Result<Vec<Block>, Error> {
+) -> Result<Block, Error> {
     let final_dir = blocks_dir.join(seal_dir_name(seal_id));
     let tmp_dir = blocks_dir.join(format!("{}.tmp", seal_dir_name(seal_id)));
     if tmp_dir.exists() {
         fs::remove_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
     }
     fs::create_dir(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
-    for tier in TIERS {
-        let bytes = block_bytes(tier, series)?;
-        let path = tmp_dir.join(tier_file_name(tier));
-        let mut f = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        f.write_all(&bytes).map_err(|e| Error::io(&path, e))?;
-        if fsync {
-            f.sync_all().map_err(|e| Error::io(&path, e))?;
-        }
-    }
+    let bytes = block_bytes(
+        Tier::Raw,
+        series
+            .iter()
+            .map(|(id, s)| Ok((*id, std::borrow::Cow::Borrowed(s.as_slice())))),
+    )?;
+    write_file(&tmp_dir.join(tier_file_name(Tier::Raw)), &bytes, fsync)?;
     if fsync {
         sync_dir(&tmp_dir)?;
     }
@@ -438,9 +457,39 @@ pub(crate) fn write_seal(
     if fsync {
         sync_dir(blocks_dir)?;
     }
-    TIERS
-        .iter()
-        .map(|&tier| Block::open(final_dir.join(tier_file_name(tier)), tier, seal_id))
+    Block::open(
+        final_dir.join(tier_file_name(Tier::Raw)),
+        Tier::Raw,
+        seal_id,
+    )
+}
+
+/// Computes the given tiers from a raw block and writes them next to it. Each tier file is
+/// written as `<name>.tmp`, fsynced and renamed, so a crash leaves either no file or a complete one.
+pub(crate) fn write_tiers(raw: &Block, tiers: &[Tier], fsync: bool) -> Result<Vec<Block>, Error> {
+    let Some(dir) = raw.path.parent() else {
+        return Err(Error::corrupt(&raw.path, "block has no seal directory"));
+    };
+    let mut out = Vec::new();
+    for &tier in tiers.iter().filter(|t| **t != Tier::Raw) {
+        let bytes = block_bytes(
+            tier,
+            raw.entries()
+                .iter()
+                .map(|e| Ok((e.id, std::borrow::Cow::Owned(raw.read_raw(e)?)))),
+        )?;
+        let path = dir.join(tier_file_name(tier));
+        let tmp = dir.join(format!("{}.tmp", tier_file_name(tier)));
+        write_file(&tmp, &bytes, fsync)?;
+        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        out.push(path);
+    }
+    if fsync && !out.is_empty() {
+        sync_dir(dir)?;
+    }
+    out.into_iter()
+        .zip(tiers.iter().filter(|t| **t != Tier::Raw))
+        .map(|(path, &tier)| Block::open(path, tier, raw.seal_id))
         .collect()
 }
 
@@ -448,53 +497,68 @@ pub(crate) fn write_seal(
 mod tests {
     use super::*;
 
-    fn series(n: usize) -> Vec<(Labels, Vec<Sample>)> {
-        let mut out: Vec<_> = (0..n)
+    fn series(n: usize) -> Vec<(u64, Vec<Sample>)> {
+        (0..n)
             .map(|i| {
-                let labels = Labels::new(vec![
-                    ("__name__".into(), "m".into()),
-                    ("i".into(), i.to_string()),
-                ]);
                 let samples = (0..100)
                     .map(|j| Sample {
                         timestamp_ms: 1_000_000 + j * 10_000,
                         value: (i * 1000 + j as usize) as f64,
                     })
                     .collect();
-                (labels, samples)
+                // sparse ids exercise the delta encoding
+                (i as u64 * 7 + 3, samples)
             })
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+            .collect()
     }
 
     #[test]
     fn seal_round_trips_all_tiers() {
         let dir = tempfile::tempdir().unwrap();
         let data = series(5);
-        let blocks = write_seal(dir.path(), 3, &data, false).unwrap();
-        assert_eq!(blocks.len(), 3);
-        let raw = &blocks[0];
+        let raw = write_seal(dir.path(), 3, &data, false).unwrap();
+        assert!(!dir.path().join("00000003/5m.blk").exists());
+        let tiers = write_tiers(&raw, &[Tier::FiveMinutes, Tier::OneHour], false).unwrap();
+        assert_eq!(tiers.len(), 2);
         assert_eq!(raw.entries().len(), 5);
-        for (labels, samples) in &data {
-            let e = raw.entry(labels).unwrap();
+        for (id, samples) in &data {
+            let e = raw.entry(*id).unwrap();
             assert_eq!(&raw.read_raw(e).unwrap(), samples);
             assert_eq!(e.last_value, samples[99].value);
-            let five = &blocks[1];
-            let buckets = five.read_tier(five.entry(labels).unwrap()).unwrap();
+            let five = &tiers[0];
+            let e5 = five.entry(*id).unwrap();
+            assert_eq!((e5.min_ts, e5.max_ts), (e.min_ts, e.max_ts));
+            let buckets = five.read_tier(e5).unwrap();
             assert_eq!(buckets, to_buckets(samples, 300_000));
             assert_eq!(buckets.iter().map(|b| b.1.count).sum::<u64>(), 100);
         }
+        assert!(raw.entry(4).is_none());
         assert!(dir.path().join("00000003/1h.blk").exists());
+        assert!(!dir.path().join("00000003/1h.blk.tmp").exists());
         assert!(!dir.path().join("00000003.tmp").exists());
+    }
+
+    #[test]
+    fn index_is_small_and_last_values_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = series(1000);
+        data[0].1[99].value = f64::NAN;
+        data[1].1[99].value = -0.1;
+        let raw = write_seal(dir.path(), 1, &data, false).unwrap();
+        assert!(raw.entry(3).unwrap().last_value.is_nan());
+        assert_eq!(raw.entry(10).unwrap().last_value, -0.1);
+        let bytes = fs::read(&raw.path).unwrap();
+        let footer = &bytes[bytes.len() - 32..];
+        let index_len = u64::from_le_bytes(footer[8..16].try_into().unwrap());
+        assert!(index_len < 1000 * 16, "index is {index_len} bytes");
     }
 
     #[test]
     fn corrupt_files_are_reported_with_their_path() {
         let dir = tempfile::tempdir().unwrap();
-        let blocks = write_seal(dir.path(), 1, &series(3), false).unwrap();
-        let path = blocks[0].path.clone();
-        drop(blocks);
+        let block = write_seal(dir.path(), 1, &series(3), false).unwrap();
+        let path = block.path.clone();
+        drop(block);
         let mut bytes = fs::read(&path).unwrap();
         // flip a byte in the first chunk: index still valid, chunk read must fail
         bytes[20] ^= 0xff;
@@ -512,6 +576,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("raw.blk") && err.contains("footer"), "{err}");
+        let mut old = bytes.clone();
+        old[..8].copy_from_slice(b"CKTSBLK1");
+        fs::write(&path, &old).unwrap();
+        let err = Block::open(path.clone(), Tier::Raw, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("version 1"), "{err}");
         fs::write(&path, b"short").unwrap();
         let err = Block::open(path, Tier::Raw, 1).unwrap_err().to_string();
         assert!(err.contains("too short"), "{err}");

@@ -30,6 +30,7 @@ pub(crate) fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
     buf.extend_from_slice(b);
 }
 
+#[cfg(test)]
 pub(crate) fn put_labels(buf: &mut Vec<u8>, labels: &Labels) {
     put_uvarint(buf, labels.len() as u64);
     for (name, value) in labels.iter() {

@@ -7,16 +7,16 @@
 mod open;
 mod query;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use crate::Tier;
-use crate::block::{Block, write_seal};
+use crate::block::{Block, TIERS, write_seal, write_tiers};
 use crate::error::Error;
-use crate::labels::{InputSeries, Labels, Sample};
+use crate::labels::{InputSeries, Labels, Sample, canonical_order, hash_order};
 use crate::selector::Selector;
 use crate::wal::{self, Wal, record};
 
@@ -32,6 +32,10 @@ pub struct Options {
     pub head_max_samples: usize,
     /// fsync the wal before acknowledging appends (and block files before publishing them).
     pub fsync: bool,
+    /// Suggested `min_age_ms` for `Tsdb::downsample`: raw blocks younger than this keep no tiers
+    /// yet. The engine does not run downsampling by itself (except for blocks about to expire in
+    /// `apply_retention`); the embedding application calls `downsample` periodically.
+    pub downsample_after_ms: i64,
 }
 
 impl Default for Options {
@@ -42,6 +46,7 @@ impl Default for Options {
             tier_1h_retention_ms: 730 * DAY_MS,
             head_max_samples: 2_000_000,
             fsync: true,
+            downsample_after_ms: 2 * 60 * 60 * 1000,
         }
     }
 }
@@ -87,11 +92,28 @@ pub struct SeriesPoints {
     pub points: Vec<Sample>,
 }
 
+/// One series of an `append_refs` batch, borrowed from the caller; labels may be in any order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeriesRef<'a> {
+    pub labels: &'a [(&'a str, &'a str)],
+    pub samples: &'a [Sample],
+}
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug)]
 struct SeriesEntry {
     labels: Labels,
     /// Last accepted sample; drives out-of-order rejection and `latest`.
     last: Option<Sample>,
+    /// Unsealed samples of the current head, time ordered.
+    head: Vec<Sample>,
+}
+
+/// Where the accepted samples of one batch entry are: the caller's slice or the filtered copy.
+enum Accepted {
+    Input(usize),
+    Filtered(std::ops::Range<usize>),
 }
 
 /// A head that is being written to blocks; stays queryable until its blocks are visible.
@@ -99,26 +121,27 @@ struct SeriesEntry {
 struct Frozen {
     /// Highest wal segment whose data it holds; equals the seal directory name.
     seal_id: u64,
-    /// Sorted by labels.
-    series: Vec<(Labels, Vec<Sample>)>,
-    by_id: HashMap<u64, usize>,
+    /// Sorted by id, each non-empty.
+    series: Vec<(u64, Vec<Sample>)>,
 }
 
 impl Frozen {
     fn samples(&self, id: u64) -> &[Sample] {
-        self.by_id
-            .get(&id)
-            .map_or(&[], |&i| self.series[i].1.as_slice())
+        self.series
+            .binary_search_by_key(&id, |s| s.0)
+            .map_or(&[], |i| self.series[i].1.as_slice())
     }
 }
 
 #[derive(Debug, Default)]
 struct State {
-    series: HashMap<u64, SeriesEntry>,
-    by_labels: HashMap<Labels, u64>,
-    by_name: HashMap<String, Vec<u64>>,
+    series: FastMap<u64, SeriesEntry>,
+    /// Identity hash of the labels -> id of the first series with that hash.
+    by_hash: FastMap<u64, u64>,
+    /// Further ids whose labels share a hash with `by_hash`'s entry (64-bit collisions: rare).
+    collisions: FastMap<u64, Vec<u64>>,
+    by_name: FastMap<String, Vec<u64>>,
     next_id: u64,
-    head: HashMap<u64, Vec<Sample>>,
     head_samples: usize,
     frozen: Vec<Arc<Frozen>>,
     /// Ordered by (seal id, tier).
@@ -130,9 +153,40 @@ impl State {
         if let Some(name) = labels.name() {
             self.by_name.entry(name.to_string()).or_default().push(id);
         }
-        self.by_labels.insert(labels.clone(), id);
-        self.series.insert(id, SeriesEntry { labels, last });
-        self.next_id = self.next_id.max(id + 1);
+        let hash = labels.identity_hash();
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(hash).or_default().push(id);
+            }
+        }
+        self.series.insert(
+            id,
+            SeriesEntry {
+                labels,
+                last,
+                head: Vec::new(),
+            },
+        );
+        self.next_id = self.next_id.max(id.saturating_add(1));
+    }
+
+    /// The id of the series whose labels satisfy `is`, among those with identity hash `hash`.
+    fn lookup(&self, hash: u64, is: impl Fn(&Labels) -> bool) -> Option<u64> {
+        let check = |id: &u64| self.series.get(id).is_some_and(|e| is(&e.labels));
+        let first = self.by_hash.get(&hash)?;
+        if check(first) {
+            return Some(*first);
+        }
+        self.collisions
+            .get(&hash)
+            .and_then(|ids| ids.iter().copied().find(|id| check(id)))
+    }
+
+    fn lookup_labels(&self, labels: &Labels) -> Option<u64> {
+        self.lookup(labels.identity_hash(), |l| l == labels)
     }
 
     /// Ids of series matching `selector`, using the name index when the name is pinned.
@@ -212,65 +266,130 @@ impl Tsdb {
     /// Appends samples; returns only after the accepted samples are in the wal (fsynced when
     /// `options.fsync`). Samples not strictly after their series' last accepted timestamp are dropped.
     pub fn append(&self, series: Vec<InputSeries>) -> Result<AppendStats, Error> {
+        let pairs: Vec<(&str, &str)> = series
+            .iter()
+            .flat_map(|s| s.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            .collect();
+        let mut refs = Vec::with_capacity(series.len());
+        let mut at = 0;
+        for s in &series {
+            refs.push(SeriesRef {
+                labels: &pairs[at..at + s.labels.len()],
+                samples: &s.samples,
+            });
+            at += s.labels.len();
+        }
+        self.append_refs(&refs)
+    }
+
+    /// `append` on borrowed input: same semantics and durability, but series already known are
+    /// found by a hash of their canonical labels without allocating.
+    pub fn append_refs(&self, series: &[SeriesRef<'_>]) -> Result<AppendStats, Error> {
         let mut stats = AppendStats::default();
         let mut wal = lock(&self.writer);
         let mut new_defs: Vec<(u64, Labels)> = Vec::new();
-        let mut new_ids: HashMap<Labels, u64> = HashMap::new();
-        let mut accepted: BTreeMap<u64, Vec<Sample>> = BTreeMap::new();
-        let mut batch_last: HashMap<u64, i64> = HashMap::new();
+        let mut new_by_hash: FastMap<u64, Vec<usize>> = FastMap::default();
+        let mut accepted: Vec<(u64, Accepted)> = Vec::with_capacity(series.len());
+        let mut filtered: Vec<Sample> = Vec::new();
+        // last accepted timestamp of series seen earlier in this batch
+        let mut batch_last: FastMap<u64, i64> = FastMap::default();
+        batch_last.reserve(series.len());
+        let mut order: Vec<usize> = Vec::with_capacity(16);
         {
             // registry and `last` only change under the writer lock, so this view stays valid
             let st = read(&self.state);
             let mut next_id = st.next_id;
-            for input in series {
-                let labels = Labels::new(input.labels);
-                if labels.name().is_none() {
+            for (i, input) in series.iter().enumerate() {
+                canonical_order(input.labels, &mut order);
+                if !order.iter().any(|&j| input.labels[j].0 == "__name__") {
                     return Err(Error::InvalidInput(format!(
-                        "series {labels} has no __name__ label"
+                        "series {} has no __name__ label",
+                        Labels::from_order(input.labels, &order)
                     )));
                 }
-                let id = match st.by_labels.get(&labels).or_else(|| new_ids.get(&labels)) {
-                    Some(&id) => id,
+                let hash = hash_order(input.labels, &order);
+                let known = st.lookup(hash, |l| l.eq_order(input.labels, &order));
+                let id = match known {
+                    Some(id) => id,
                     None => {
-                        let id = next_id;
-                        next_id += 1;
-                        new_ids.insert(labels.clone(), id);
-                        new_defs.push((id, labels));
-                        id
+                        let in_batch = new_by_hash.get(&hash).and_then(|c| {
+                            c.iter()
+                                .find(|&&k| new_defs[k].1.eq_order(input.labels, &order))
+                                .map(|&k| new_defs[k].0)
+                        });
+                        match in_batch {
+                            Some(id) => id,
+                            None => {
+                                let id = next_id;
+                                next_id += 1;
+                                new_by_hash.entry(hash).or_default().push(new_defs.len());
+                                new_defs.push((id, Labels::from_order(input.labels, &order)));
+                                id
+                            }
+                        }
                     }
                 };
-                let mut last = batch_last.get(&id).copied().or_else(|| {
+                let before = batch_last.get(&id).copied().or_else(|| {
                     st.series
                         .get(&id)
                         .and_then(|e| e.last)
                         .map(|s| s.timestamp_ms)
                 });
-                let out = accepted.entry(id).or_default();
-                for s in input.samples {
+                let samples = input.samples;
+                let Some(newest) = samples.last() else {
+                    continue;
+                };
+                let in_order = samples
+                    .first()
+                    .is_some_and(|f| before.is_none_or(|l| f.timestamp_ms > l))
+                    && samples
+                        .windows(2)
+                        .all(|w| w[0].timestamp_ms < w[1].timestamp_ms);
+                if in_order {
+                    // the common case: take the caller's slice as is
+                    stats.samples += samples.len() as u64;
+                    batch_last.insert(id, newest.timestamp_ms);
+                    accepted.push((id, Accepted::Input(i)));
+                    continue;
+                }
+                let start = filtered.len();
+                let mut last = before;
+                for s in samples {
                     if last.is_some_and(|l| s.timestamp_ms <= l) {
                         stats.out_of_order += 1;
                         continue;
                     }
                     last = Some(s.timestamp_ms);
-                    out.push(s);
+                    filtered.push(*s);
                 }
                 if let Some(l) = last {
                     batch_last.insert(id, l);
                 }
+                if filtered.len() > start {
+                    stats.samples += (filtered.len() - start) as u64;
+                    accepted.push((id, Accepted::Filtered(start..filtered.len())));
+                }
             }
         }
         stats.new_series = new_defs.len() as u64;
-        stats.samples = accepted.values().map(|s| s.len() as u64).sum();
         self.out_of_order_total
             .fetch_add(stats.out_of_order, Ordering::Relaxed);
         if new_defs.is_empty() && stats.samples == 0 {
             return Ok(stats);
         }
 
-        let mut payload = Vec::new();
+        let entries: Vec<(u64, &[Sample])> = accepted
+            .iter()
+            .map(|(id, a)| {
+                let samples = match a {
+                    Accepted::Input(i) => series[*i].samples,
+                    Accepted::Filtered(r) => &filtered[r.clone()],
+                };
+                (*id, samples)
+            })
+            .collect();
+        let mut payload = Vec::with_capacity(entries.len() * 16 + stats.samples as usize * 9);
         let defs: Vec<(u64, &Labels)> = new_defs.iter().map(|(id, l)| (*id, l)).collect();
-        let entries: Vec<(u64, &[Sample])> =
-            accepted.iter().map(|(id, s)| (*id, s.as_slice())).collect();
         record::encode(&defs, &entries, &mut payload);
         let written = wal.append(&[&payload])?;
         self.wal_bytes.fetch_add(written, Ordering::Relaxed);
@@ -280,14 +399,14 @@ impl Tsdb {
             for (id, labels) in new_defs {
                 st.register(id, labels, None);
             }
-            for (id, samples) in accepted {
+            for (id, samples) in entries {
                 let Some(&last) = samples.last() else {
                     continue;
                 };
                 if let Some(e) = st.series.get_mut(&id) {
                     e.last = Some(last);
+                    e.head.extend_from_slice(samples);
                 }
-                st.head.entry(id).or_default().extend(samples);
             }
             st.head_samples += stats.samples as usize;
             self.series_count
@@ -320,13 +439,68 @@ impl Tsdb {
         self.flush()
     }
 
+    /// Computes the 5 minute and 1 hour tier blocks of every sealed raw block whose newest
+    /// sample is older than `now_ms - min_age_ms` and that lacks them; returns the number of tier
+    /// files written. A tier that retention would delete right away is not written.
+    pub fn downsample(&self, now_ms: i64, min_age_ms: i64) -> Result<u64, Error> {
+        let _guard = lock(&self.seal_lock);
+        let cutoff = now_ms.saturating_sub(min_age_ms);
+        self.downsample_locked(now_ms, |raw| raw.max_ts < cutoff)
+    }
+
+    /// `downsample` for the raw blocks selected by `pick`; the caller holds `seal_lock`, so no
+    /// block is deleted or written concurrently.
+    fn downsample_locked(&self, now_ms: i64, pick: impl Fn(&Block) -> bool) -> Result<u64, Error> {
+        let todo: Vec<(Arc<Block>, Vec<Tier>)> = {
+            let st = read(&self.state);
+            st.blocks
+                .iter()
+                .filter(|b| b.tier == Tier::Raw && pick(b))
+                .filter_map(|raw| {
+                    let missing: Vec<Tier> = TIERS
+                        .into_iter()
+                        .filter(|&t| t != Tier::Raw)
+                        .filter(|&t| {
+                            raw.max_ts >= now_ms.saturating_sub(self.options.retention_ms(t))
+                        })
+                        .filter(|&t| {
+                            !st.blocks
+                                .iter()
+                                .any(|b| b.seal_id == raw.seal_id && b.tier == t)
+                        })
+                        .collect();
+                    (!missing.is_empty()).then(|| (raw.clone(), missing))
+                })
+                .collect()
+        };
+        let mut written = 0u64;
+        for (raw, tiers) in todo {
+            let blocks = write_tiers(&raw, &tiers, self.options.fsync)?;
+            let added: u64 = blocks.iter().map(|b| b.size).sum();
+            written += blocks.len() as u64;
+            let mut st = write(&self.state);
+            st.blocks.extend(blocks.into_iter().map(Arc::new));
+            st.blocks.sort_by_key(|b| (b.seal_id, b.tier));
+            self.block_count
+                .store(st.blocks.len() as u64, Ordering::Relaxed);
+            self.block_bytes.fetch_add(added, Ordering::Relaxed);
+            tracing::debug!(seal = raw.seal_id, bytes = added, "downsampled block");
+        }
+        Ok(written)
+    }
+
     /// Deletes blocks whose newest sample is older than `now_ms` minus their tier's retention.
+    /// Raw blocks about to be deleted are downsampled first, so their tiers always exist.
     pub fn apply_retention(&self, now_ms: i64) -> Result<u64, Error> {
+        let _guard = lock(&self.seal_lock);
+        let expired_at =
+            |b: &Block| b.max_ts < now_ms.saturating_sub(self.options.retention_ms(b.tier));
+        self.downsample_locked(now_ms, expired_at)?;
         let expired: Vec<Arc<Block>> = {
             let mut st = write(&self.state);
             let (expired, keep) = std::mem::take(&mut st.blocks)
                 .into_iter()
-                .partition(|b| b.max_ts < now_ms.saturating_sub(self.options.retention_ms(b.tier)));
+                .partition(|b| expired_at(b));
             st.blocks = keep;
             self.block_count
                 .store(st.blocks.len() as u64, Ordering::Relaxed);
@@ -383,16 +557,17 @@ impl Tsdb {
                 return Ok(());
             };
             // compression runs without any lock held: appends and queries continue
-            let blocks = write_seal(
+            let block = write_seal(
                 &self.blocks_dir,
                 frozen.seal_id,
                 &frozen.series,
                 self.options.fsync,
             )?;
-            let added: u64 = blocks.iter().map(|b| b.size).sum();
+            let added = block.size;
             {
                 let mut st = write(&self.state);
-                st.blocks.extend(blocks.into_iter().map(Arc::new));
+                st.blocks.push(Arc::new(block));
+                st.blocks.sort_by_key(|b| (b.seal_id, b.tier));
                 st.frozen.retain(|f| !Arc::ptr_eq(f, &frozen));
                 self.block_count
                     .store(st.blocks.len() as u64, Ordering::Relaxed);
@@ -423,28 +598,32 @@ impl Tsdb {
         *wal = next;
 
         let mut st = write(&self.state);
-        let head = std::mem::take(&mut st.head);
         st.head_samples = 0;
         self.head_samples.store(0, Ordering::Relaxed);
-        let mut series: Vec<(u64, Labels, Vec<Sample>)> = head
-            .into_iter()
-            .filter(|(_, s)| !s.is_empty())
-            .filter_map(|(id, s)| st.series.get(&id).map(|e| (id, e.labels.clone(), s)))
+        let mut series: Vec<(u64, Vec<Sample>)> = st
+            .series
+            .iter_mut()
+            .filter(|(_, e)| !e.head.is_empty())
+            .map(|(id, e)| {
+                let n = e.head.len();
+                (*id, std::mem::replace(&mut e.head, Vec::with_capacity(n)))
+            })
             .collect();
-        series.sort_unstable_by(|a, b| a.1.cmp(&b.1));
-        let by_id = series.iter().enumerate().map(|(i, s)| (s.0, i)).collect();
+        series.sort_unstable_by_key(|s| s.0);
         st.frozen.push(Arc::new(Frozen {
             seal_id: old_segment,
-            series: series.into_iter().map(|(_, l, s)| (l, s)).collect(),
-            by_id,
+            series,
         }));
         Ok(())
     }
 
+    /// Deletes the wal segments covered by seal `seal_id`. The current segment (which begins with
+    /// the newest series snapshot, the only record of the ids blocks refer to) is never deleted.
     fn delete_segments_upto(&self, seal_id: u64) -> Result<(), Error> {
+        let current = lock(&self.writer).segment();
         let mut deleted = false;
         for segment in wal::list_segments(&self.wal_dir)? {
-            if segment > seal_id {
+            if segment > seal_id || segment >= current {
                 continue;
             }
             let path = wal::segment_path(&self.wal_dir, segment);

@@ -1,7 +1,7 @@
 //! Samples, label sets (series identity) and the append input type
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 /// One timestamped value. NaN values are stored as-is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,9 +20,38 @@ pub struct Labels(Vec<(String, String)>);
 impl Labels {
     /// Builds a canonical label set; when a name repeats, the last value wins.
     pub fn new(pairs: Vec<(String, String)>) -> Labels {
-        let map: BTreeMap<String, String> =
+        let mut pairs: Vec<(String, String)> =
             pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-        Labels(map.into_iter().collect())
+        // reversed, then stably sorted: the last value given for a name comes first and is kept
+        pairs.reverse();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, kept| later.0 == kept.0);
+        Labels(pairs)
+    }
+
+    /// The canonical label set of borrowed pairs ordered by `canonical_order`.
+    pub(crate) fn from_order(pairs: &[(&str, &str)], order: &[usize]) -> Labels {
+        Labels(
+            order
+                .iter()
+                .map(|&i| (pairs[i].0.to_string(), pairs[i].1.to_string()))
+                .collect(),
+        )
+    }
+
+    /// Whether this set equals the canonical set of borrowed pairs ordered by `canonical_order`.
+    pub(crate) fn eq_order(&self, pairs: &[(&str, &str)], order: &[usize]) -> bool {
+        self.0.len() == order.len()
+            && self
+                .0
+                .iter()
+                .zip(order)
+                .all(|((n, v), &i)| n == pairs[i].0 && v == pairs[i].1)
+    }
+
+    /// The 64-bit identity hash of this set; equals `hash_order` of any borrowed form of it.
+    pub(crate) fn identity_hash(&self) -> u64 {
+        hash_pairs(self.iter())
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -48,6 +77,33 @@ impl Labels {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+const HASH_SEED: u64 = 0x6b65_6570_7473_6462;
+
+fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = foldhash::fast::FixedState::with_seed(HASH_SEED).build_hasher();
+    for (name, value) in pairs {
+        // `str` hashing is prefix-free (it appends a terminator), so pairs cannot run together
+        name.hash(&mut h);
+        value.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// The identity hash of borrowed pairs ordered by `canonical_order`.
+pub(crate) fn hash_order(pairs: &[(&str, &str)], order: &[usize]) -> u64 {
+    hash_pairs(order.iter().map(|&i| pairs[i]))
+}
+
+/// Fills `order` with the positions of the pairs forming the canonical label set: sorted by name,
+/// the last value of a repeated name wins, empty values dropped. Only indexes are moved.
+pub(crate) fn canonical_order(pairs: &[(&str, &str)], order: &mut Vec<usize>) {
+    order.clear();
+    order.extend((0..pairs.len()).rev().filter(|&i| !pairs[i].1.is_empty()));
+    // reversed input order plus a stable sort puts the last value of each name first
+    order.sort_by(|&a, &b| pairs[a].0.cmp(pairs[b].0));
+    order.dedup_by(|later, kept| pairs[*later].0 == pairs[*kept].0);
 }
 
 impl fmt::Display for Labels {
@@ -95,6 +151,33 @@ mod tests {
         assert_eq!(
             l,
             Labels::new(vec![s("a", "y"), s("z", "1"), s("__name__", "up")])
+        );
+    }
+
+    #[test]
+    fn borrowed_order_matches_owned_canonical_form() {
+        let pairs = [
+            ("z", "1"),
+            ("__name__", "up"),
+            ("a", "x"),
+            ("e", ""),
+            ("a", "y"),
+            ("a", ""),
+        ];
+        let mut order = Vec::new();
+        canonical_order(&pairs, &mut order);
+        let owned = Labels::new(
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        );
+        assert_eq!(Labels::from_order(&pairs, &order), owned);
+        assert!(owned.eq_order(&pairs, &order));
+        assert_eq!(hash_order(&pairs, &order), owned.identity_hash());
+        assert_ne!(
+            Labels::new(vec![s("ab", "c")]).identity_hash(),
+            Labels::new(vec![s("a", "bc")]).identity_hash()
         );
     }
 }

@@ -1,8 +1,9 @@
 //! cloudkeep-tsdb: an embedded time-series engine (wal, head, pco-compressed blocks, downsampled tiers)
 //!
 //! The engine keeps recent samples in an in-memory head backed by a write-ahead log, seals the head
-//! into immutable per-seal block files (raw plus 5 minute and 1 hour aggregate tiers) and answers
-//! selector-based queries across head, frozen and sealed data. See `NOTES.md` for the on-disk formats.
+//! into immutable per-seal raw block files, later downsamples them into 5 minute and 1 hour
+//! aggregate tiers (`Tsdb::downsample`) and answers selector-based queries across head, frozen and
+//! sealed data. See `NOTES.md` for the on-disk formats.
 
 #![forbid(unsafe_code)]
 
@@ -16,7 +17,7 @@ mod labels;
 mod selector;
 mod wal;
 
-pub use db::{AppendStats, DbStats, Options, SeriesPoints, Tsdb};
+pub use db::{AppendStats, DbStats, Options, SeriesPoints, SeriesRef, Tsdb};
 pub use error::Error;
 pub use labels::{InputSeries, Labels, Sample};
 pub use selector::{MatchOp, Matcher, Selector, SelectorError};

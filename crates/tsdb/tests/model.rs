@@ -1,4 +1,4 @@
-//! Property test: random appends, flushes, crashes and reopens always query back like a simple model
+//! Property test: random appends, flushes, downsampling, crashes and reopens always query back like a simple model
 
 use std::collections::BTreeMap;
 
@@ -12,6 +12,8 @@ enum Op {
     /// (series index, samples) pairs forming one append call.
     Append(Vec<(usize, Vec<(i64, i32)>)>),
     Flush,
+    /// `downsample(now, 0)`: seals whose data ends before `now` get tiers, later ones stay raw.
+    Downsample(i64),
     /// Drop without flushing, like a crash after the last acknowledged append.
     Crash,
     CloseAndReopen,
@@ -23,6 +25,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => prop::collection::vec(series, 1..5).prop_map(Op::Append),
         1 => Just(Op::Flush),
+        1 => (0i64..3_500_000).prop_map(Op::Downsample),
         1 => Just(Op::Crash),
         1 => Just(Op::CloseAndReopen),
     ]
@@ -131,6 +134,9 @@ proptest! {
                     apply_model(&mut model, &batch);
                 }
                 Op::Flush => db.flush().unwrap(),
+                Op::Downsample(now) => {
+                    db.downsample(now, 0).unwrap();
+                }
                 Op::Crash => {
                     drop(db);
                     db = Tsdb::open(dir.path(), options.clone()).unwrap();

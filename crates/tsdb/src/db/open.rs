@@ -1,7 +1,9 @@
 //! Opening a database: loading blocks, dropping covered wal segments, replaying the rest
 //!
 //! A corrupt block makes `open` fail with an error naming the file: silently skipping it would
-//! hide data loss, and the operator can move the file away to start without it.
+//! hide data loss, and the operator can move the file away to start without it. Blocks refer to
+//! series by id; the ids are defined by the wal (whose newest segment starts with a snapshot of
+//! every series), and a block id without a definition is reported as corruption of that block.
 
 use std::collections::HashMap;
 use std::fs;
@@ -12,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::{Options, State, Tsdb};
 use crate::block::{Block, TIERS, tier_file_name};
 use crate::error::Error;
-use crate::labels::{Labels, Sample};
+use crate::labels::Sample;
 use crate::wal::{self, Wal, record};
 
 fn create_dir(path: &Path) -> Result<(), Error> {
@@ -36,6 +38,14 @@ fn load_blocks(blocks_dir: &Path) -> Result<Vec<Block>, Error> {
             continue;
         };
         for tier in TIERS {
+            // a tier file being written by `downsample` when the process stopped
+            let tmp = path.join(format!("{}.tmp", tier_file_name(tier)));
+            if tmp.exists() {
+                tracing::warn!(path = %tmp.display(), "removing incomplete tier file");
+                fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            }
+        }
+        for tier in TIERS {
             let file = path.join(tier_file_name(tier));
             if file.exists() {
                 blocks.push(Block::open(file, tier, seal_id)?);
@@ -58,6 +68,11 @@ impl Tsdb {
                 "retentions must be positive".to_string(),
             ));
         }
+        if options.downsample_after_ms < 0 {
+            return Err(Error::InvalidInput(
+                "downsample_after_ms must not be negative".to_string(),
+            ));
+        }
         if options.head_max_samples == 0 {
             return Err(Error::InvalidInput(
                 "head_max_samples must be positive".to_string(),
@@ -70,7 +85,7 @@ impl Tsdb {
 
         let blocks = load_blocks(&blocks_dir)?;
         let max_seal = blocks.iter().map(|b| b.seal_id).max().unwrap_or(0);
-        let mut block_last: HashMap<Labels, Sample> = HashMap::new();
+        let mut block_last: HashMap<u64, Sample> = HashMap::new();
         for b in &blocks {
             for e in b.entries() {
                 let s = Sample {
@@ -78,7 +93,7 @@ impl Tsdb {
                     value: e.last_value,
                 };
                 block_last
-                    .entry(e.labels.clone())
+                    .entry(e.id)
                     .and_modify(|cur| {
                         if s.timestamp_ms > cur.timestamp_ms {
                             *cur = s;
@@ -106,15 +121,18 @@ impl Tsdb {
                 replay_record(&mut st, &block_last, payload)
             })?;
         }
-        // series known only from blocks (their wal is gone) get ids and are logged below
-        let mut block_only: Vec<(Labels, Sample)> = block_last
-            .into_iter()
-            .filter(|(l, _)| !st.by_labels.contains_key(l))
-            .collect();
-        block_only.sort_by(|a, b| a.0.cmp(&b.0));
-        for (labels, last) in block_only {
-            let id = st.next_id;
-            st.register(id, labels, Some(last));
+        // every id a block refers to must be defined by the wal snapshot; otherwise the block
+        // cannot be attributed to a series
+        for b in &st.blocks {
+            if let Some(e) = b.entries().iter().find(|e| !st.series.contains_key(&e.id)) {
+                return Err(Error::corrupt(
+                    &b.path,
+                    format!(
+                        "series id {} has no definition in the wal (segment with the series snapshot missing?)",
+                        e.id
+                    ),
+                ));
+            }
         }
 
         let segment = segments.last().copied().unwrap_or(0).max(max_seal) + 1;
@@ -162,12 +180,12 @@ impl Tsdb {
 
 fn replay_record(
     st: &mut State,
-    block_last: &HashMap<Labels, Sample>,
+    block_last: &HashMap<u64, Sample>,
     payload: &[u8],
 ) -> Result<(), String> {
     let rec = record::decode(payload).map_err(|e| e.to_string())?;
     for (id, labels) in rec.defs {
-        match (st.series.get(&id), st.by_labels.get(&labels)) {
+        match (st.series.get(&id), st.lookup_labels(&labels)) {
             (Some(e), _) if e.labels == labels => {}
             (Some(e), _) => {
                 return Err(format!(
@@ -179,7 +197,7 @@ fn replay_record(
                 return Err(format!("series {labels} defined with ids {other} and {id}"));
             }
             (None, None) => {
-                let last = block_last.get(&labels).copied();
+                let last = block_last.get(&id).copied();
                 st.register(id, labels, last);
             }
         }
@@ -188,14 +206,13 @@ fn replay_record(
         let Some(entry) = st.series.get_mut(&id) else {
             return Err(format!("samples for undefined series id {id}"));
         };
-        let head = st.head.entry(id).or_default();
         for s in samples {
             // samples already sealed into blocks (crash before segment deletion) are skipped
             if entry.last.is_some_and(|l| s.timestamp_ms <= l.timestamp_ms) {
                 continue;
             }
             entry.last = Some(s);
-            head.push(s);
+            entry.head.push(s);
             st.head_samples += 1;
         }
     }

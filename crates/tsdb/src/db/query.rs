@@ -97,16 +97,16 @@ impl Tsdb {
             let use_tier = tier != Tier::Raw
                 && snap.blocks.iter().any(|b| {
                     b.tier == tier
-                        && b.entry(labels)
+                        && b.entry(*id)
                             .is_some_and(|e| e.max_ts >= lo && e.min_ts <= end_ms)
                 });
             let (used, points) = if use_tier {
                 (
                     tier,
-                    self.tier_points(&snap, *id, labels, tier, lo, end_ms, step_ms, aggregation)?,
+                    self.tier_points(&snap, *id, tier, lo, end_ms, step_ms, aggregation)?,
                 )
             } else {
-                let samples = self.raw_samples(&snap, *id, labels, start_ms, end_ms)?;
+                let samples = self.raw_samples(&snap, *id, start_ms, end_ms)?;
                 let points = match step_ms {
                     None => samples,
                     Some(step) => to_buckets(&samples, step)
@@ -140,7 +140,12 @@ impl Tsdb {
         series.sort_by(|a, b| a.1.cmp(&b.1));
         let head = series
             .iter()
-            .filter_map(|(id, _)| st.head.get(id).map(|s| (*id, in_range(s, lo, hi).to_vec())))
+            .filter_map(|(id, _)| {
+                st.series
+                    .get(id)
+                    .filter(|e| !e.head.is_empty())
+                    .map(|e| (*id, in_range(&e.head, lo, hi).to_vec()))
+            })
             .collect();
         Snapshot {
             series,
@@ -160,13 +165,12 @@ impl Tsdb {
         &self,
         snap: &Snapshot,
         id: u64,
-        labels: &Labels,
         lo: i64,
         hi: i64,
     ) -> Result<Vec<Sample>, Error> {
         let mut out = Vec::new();
         for b in snap.blocks.iter().filter(|b| b.tier == Tier::Raw) {
-            if let Some(e) = b.entry(labels).filter(|e| e.max_ts >= lo && e.min_ts <= hi) {
+            if let Some(e) = b.entry(id).filter(|e| e.max_ts >= lo && e.min_ts <= hi) {
                 out.extend_from_slice(in_range(&b.read_raw(e)?, lo, hi));
             }
         }
@@ -191,7 +195,6 @@ impl Tsdb {
         &self,
         snap: &Snapshot,
         id: u64,
-        labels: &Labels,
         tier: Tier,
         lo: i64,
         hi: i64,
@@ -207,13 +210,26 @@ impl Tsdb {
                 .or_insert(*agg);
         };
         // blocks are in seal order, then frozen, then head: each source is later than the previous,
-        // which is what `Agg::merge` needs for `last`
-        for b in snap.blocks.iter().filter(|b| b.tier == tier) {
-            if let Some(e) = b.entry(labels).filter(|e| e.max_ts >= lo && e.min_ts <= hi) {
+        // which is what `Agg::merge` needs for `last`. A seal not downsampled yet contributes
+        // buckets computed from its raw block, over the same whole buckets a tier block covers.
+        let hi_full = bucket_start(hi, width).saturating_add(width - 1);
+        for (i, b) in snap.blocks.iter().enumerate() {
+            // a seal has at most three blocks and they are adjacent (sorted by seal, tier)
+            let has_tier = snap.blocks[i.saturating_sub(2)..(i + 3).min(snap.blocks.len())]
+                .iter()
+                .any(|o| o.seal_id == b.seal_id && o.tier == tier);
+            let Some(e) = b.entry(id).filter(|e| e.max_ts >= lo && e.min_ts <= hi) else {
+                continue;
+            };
+            if b.tier == tier {
                 for (start, agg) in b.read_tier(e)? {
                     if start >= lo && start <= hi {
                         merge(start, &agg);
                     }
+                }
+            } else if b.tier == Tier::Raw && !has_tier {
+                for (start, agg) in to_buckets(in_range(&b.read_raw(e)?, lo, hi_full), width) {
+                    merge(start, &agg);
                 }
             }
         }

@@ -1,22 +1,46 @@
 //! Wal record payload codec: series definitions followed by delta-encoded samples
 //!
-//! Payload: `[version u8 = 1][n_defs uvarint]{[id uvarint][labels]}[n_entries uvarint]`, then if
-//! entries follow `[base_ts ivarint]{[id delta ivarint][n uvarint][ts0 - base ivarint]
-//! [first delta, then delta-of-delta ivarint]*(n-1) [f64 le]*n}`. Labels are
-//! `[n uvarint]{[len][name][len][value]}`. Definitions come first so one record is self-contained.
+//! Payload: `[version u8 = 2][n_symbols uvarint]{[len uvarint][utf-8]}[n_defs uvarint]{[id delta
+//! ivarint][n labels uvarint]{[name symbol uvarint][value symbol uvarint]}}[n_entries uvarint]`, then
+//! if entries follow `[base_ts ivarint]{[id delta ivarint][n uvarint][ts0 - base ivarint]
+//! [first delta, then delta-of-delta ivarint]*(n-1) [f64 le]*n}`. Each label string is stored once
+//! per record (series snapshots repeat names and values a lot). Version 1 records (labels inline
+//! as `[n uvarint]{[len][name][len][value]}`, absolute ids) are still read. Definitions come first
+//! so one record is self-contained.
 
-use crate::codec::{DecodeError, Reader, put_ivarint, put_labels, put_uvarint};
+use std::collections::HashMap;
+
+use crate::codec::{DecodeError, Reader, put_bytes, put_ivarint, put_uvarint};
 use crate::labels::{Labels, Sample};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+const VERSION_1: u8 = 1;
 
 pub(crate) fn encode(defs: &[(u64, &Labels)], entries: &[(u64, &[Sample])], out: &mut Vec<u8>) {
     out.push(VERSION);
-    put_uvarint(out, defs.len() as u64);
+    let mut symbols: HashMap<&str, u64> = HashMap::new();
+    let mut table = Vec::new();
+    let mut body = Vec::new();
+    put_uvarint(&mut body, defs.len() as u64);
+    let mut prev_id = 0u64;
     for (id, labels) in defs {
-        put_uvarint(out, *id);
-        put_labels(out, labels);
+        put_ivarint(&mut body, id.wrapping_sub(prev_id) as i64);
+        prev_id = *id;
+        put_uvarint(&mut body, labels.len() as u64);
+        for (name, value) in labels.iter() {
+            for text in [name, value] {
+                let next = symbols.len() as u64;
+                let sym = *symbols.entry(text).or_insert_with(|| {
+                    put_bytes(&mut table, text.as_bytes());
+                    next
+                });
+                put_uvarint(&mut body, sym);
+            }
+        }
     }
+    put_uvarint(out, symbols.len() as u64);
+    out.extend_from_slice(&table);
+    out.extend_from_slice(&body);
     let entries: Vec<_> = entries.iter().filter(|(_, s)| !s.is_empty()).collect();
     put_uvarint(out, entries.len() as u64);
     let Some(first) = entries.first() else { return };
@@ -51,15 +75,53 @@ pub(crate) struct Decoded {
 
 pub(crate) fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
     let mut r = Reader::new(payload);
-    if r.u8()? != VERSION {
-        return Err(DecodeError("unknown record version"));
-    }
+    let version = r.u8()?;
     let mut out = Decoded::default();
-    let n_defs = r.len(2)?;
-    for _ in 0..n_defs {
-        let id = r.uvarint()?;
-        let labels = r.labels()?;
-        out.defs.push((id, labels));
+    match version {
+        VERSION_1 => {
+            let n_defs = r.len(2)?;
+            for _ in 0..n_defs {
+                let id = r.uvarint()?;
+                let labels = r.labels()?;
+                out.defs.push((id, labels));
+            }
+        }
+        VERSION => {
+            let n_symbols = r.len(1)?;
+            let mut symbols = Vec::with_capacity(n_symbols);
+            for _ in 0..n_symbols {
+                let b = r.len_prefixed()?;
+                symbols
+                    .push(std::str::from_utf8(b).map_err(|_| DecodeError("string is not utf-8"))?);
+            }
+            let n_defs = r.len(2)?;
+            let mut prev_id = 0u64;
+            for _ in 0..n_defs {
+                let id = prev_id.wrapping_add(r.ivarint()? as u64);
+                prev_id = id;
+                let n = r.len(2)?;
+                let mut pairs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let mut sym = || -> Result<String, DecodeError> {
+                        let i = usize::try_from(r.uvarint()?)
+                            .map_err(|_| DecodeError("symbol index overflows"))?;
+                        symbols
+                            .get(i)
+                            .map(|s| s.to_string())
+                            .ok_or(DecodeError("symbol index out of range"))
+                    };
+                    let name = sym()?;
+                    let value = sym()?;
+                    pairs.push((name, value));
+                }
+                let labels = Labels::new(pairs);
+                if labels.len() != n {
+                    return Err(DecodeError("label set is not canonical"));
+                }
+                out.defs.push((id, labels));
+            }
+        }
+        _ => return Err(DecodeError("unknown record version")),
     }
     let n_entries = r.len(11)?;
     if n_entries == 0 {
@@ -156,6 +218,41 @@ mod tests {
     }
 
     #[test]
+    fn version_1_records_are_still_read() {
+        let a = Labels::new(vec![("__name__".into(), "a".into())]);
+        let mut buf = vec![VERSION_1, 1, 5];
+        crate::codec::put_labels(&mut buf, &a);
+        buf.push(0);
+        let d = decode(&buf).unwrap();
+        assert_eq!(d.defs, vec![(5, a)]);
+        assert!(d.entries.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_stores_each_label_string_once() {
+        let labels: Vec<Labels> = (0..1000)
+            .map(|i| {
+                Labels::new(vec![
+                    ("__name__".into(), format!("metric_{}", i % 10)),
+                    ("instance".into(), format!("host-{}", i / 10)),
+                    ("env".into(), "production".into()),
+                ])
+            })
+            .collect();
+        let defs: Vec<(u64, &Labels)> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i as u64, l))
+            .collect();
+        let mut buf = Vec::new();
+        encode(&defs, &[], &mut buf);
+        assert!(buf.len() < 1000 * 10, "{} bytes", buf.len());
+        let d = decode(&buf).unwrap();
+        assert_eq!(d.defs.len(), 1000);
+        assert_eq!(d.defs[999], (999, labels[999].clone()));
+    }
+
+    #[test]
     fn a_scrape_sample_costs_about_eleven_bytes() {
         let series: Vec<Vec<Sample>> = (0..100)
             .map(|i| {
@@ -179,6 +276,9 @@ mod tests {
     fn garbage_is_rejected_not_panicking() {
         assert!(decode(&[]).is_err());
         assert!(decode(&[2]).is_err());
+        assert!(decode(&[3, 0, 0, 0]).is_err());
+        // a symbol reference past the table
+        assert!(decode(&[2, 0, 1, 0, 1, 0, 0, 0]).is_err());
         assert!(decode(&[1, 0, 5, 0]).is_err());
         assert!(decode(&[1, 0xff, 0xff, 0xff, 0x0f]).is_err());
     }
