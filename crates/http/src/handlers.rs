@@ -4,7 +4,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use cloudkeep_protocol::api::{
     AgentList, AuditList, EnrollRequest, EnrollResponse, ErrorBody, HostList, LoginRequest,
     LoginResponse, PlatformApplied, PlatformList, QueryRangeResponse, SeriesList,
@@ -209,11 +208,9 @@ pub(crate) async fn audit(
 #[utoipa::path(get, path = "/api/v1/workers", responses((status = 200, body = WorkerList)), security(("bearer" = [])))]
 pub(crate) async fn workers(
     State(server): State<Server>,
-    Caller(_caller): Caller,
-) -> impl IntoResponse {
-    Json(WorkerList {
-        workers: server.workers().list(),
-    })
+    Caller(caller): Caller,
+) -> ApiResult<WorkerList> {
+    Ok(Json(server.worker_list(&caller).await?))
 }
 
 fn parse_time(text: &str, now_ms: i64, field: &str) -> Result<i64, ServiceError> {

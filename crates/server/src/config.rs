@@ -229,3 +229,17 @@ max_body_mib = 8
         assert_eq!(err, "c.toml: tsdb.raw_retention_days must be at least 1");
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_file_is_valid() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cloudkeep-server.example.toml");
+        let config = ServerConfig::from_file(&path, Path::new("/unused")).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/cloudkeep"));
+        assert_eq!(config.seal_interval, Duration::from_secs(7200));
+    }
+}

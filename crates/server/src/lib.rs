@@ -130,6 +130,19 @@ impl Server {
         &self.inner.workers
     }
 
+    /// The named background workers and their status.
+    pub async fn worker_list(
+        &self,
+        caller: &Principal,
+    ) -> Result<cloudkeep_protocol::api::WorkerList, ServiceError> {
+        caller.require(auth::Permission::Read)?;
+        let result = Ok(cloudkeep_protocol::api::WorkerList {
+            workers: self.inner.workers.list(),
+        });
+        self.audit(caller, "workers.list", "workers", &result).await;
+        result
+    }
+
     /// Ready when the state store answers; the time-series store is open by construction.
     pub async fn ready(&self) -> bool {
         self.inner.store.ping().await

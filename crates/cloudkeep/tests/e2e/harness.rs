@@ -134,6 +134,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(data_dir: &Path, port: u16) -> TestServer {
+        TestServer::start_with(data_dir, port, &[]).await
+    }
+
+    /// Starts a server with extra flags, e.g. `--database-url`.
+    pub async fn start_with(data_dir: &Path, port: u16, extra: &[&str]) -> TestServer {
         let mut command = binary();
         command
             .args([
@@ -142,7 +147,8 @@ impl TestServer {
                 &format!("127.0.0.1:{port}"),
                 "--data-dir",
             ])
-            .arg(data_dir);
+            .arg(data_dir)
+            .args(extra);
         let process = Process::spawn(command);
         let server = TestServer {
             process,

@@ -6,4 +6,5 @@ mod backfill;
 mod bad_input;
 mod durability;
 mod enrolment;
+mod postgres;
 mod up;
