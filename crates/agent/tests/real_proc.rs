@@ -2,15 +2,12 @@
 
 #![forbid(unsafe_code)]
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cloudkeep_agent::collect::{ProcRoot, Sample, default_collectors};
 
 fn now_ms() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    i64::try_from(since_epoch.as_millis()).expect("time fits in i64")
+    cloudkeep_stdx::Clock::now_ms(&cloudkeep_stdx::SystemClock)
 }
 
 fn collect_all(collectors: &mut [Box<dyn cloudkeep_agent::collect::Collector>]) -> Vec<Sample> {

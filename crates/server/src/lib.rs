@@ -97,9 +97,9 @@ impl Server {
             inner: Arc::new(Inner {
                 store,
                 tsdb: Arc::new(tsdb),
+                workers: Workers::new(clock.clone()),
                 clock,
                 config,
-                workers: Workers::default(),
             }),
         };
         let initial_admin = server

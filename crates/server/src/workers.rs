@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloudkeep_protocol::api::WorkerStatus;
+use cloudkeep_stdx::Clock;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -23,23 +24,19 @@ pub struct Workers {
     statuses: Arc<Mutex<Vec<Status>>>,
     handles: Arc<Mutex<Vec<JoinHandle<()>>>>,
     stop: watch::Sender<bool>,
+    clock: Arc<dyn Clock>,
 }
 
-impl Default for Workers {
-    fn default() -> Workers {
+impl Workers {
+    pub fn new(clock: Arc<dyn Clock>) -> Workers {
         Workers {
             statuses: Arc::default(),
             handles: Arc::default(),
             stop: watch::channel(false).0,
+            clock,
         }
     }
-}
 
-fn wall_ms() -> i64 {
-    cloudkeep_stdx::Clock::now_ms(&cloudkeep_stdx::SystemClock)
-}
-
-impl Workers {
     /// Runs `work` every `interval` (first run after one interval) until shutdown.
     pub fn spawn<F, Fut>(&self, name: &str, interval: Duration, mut work: F)
     where
@@ -61,6 +58,7 @@ impl Workers {
             statuses.len() - 1
         };
         let statuses = self.statuses.clone();
+        let clock = self.clock.clone();
         let mut stop = self.stop.subscribe();
         let worker_name = name.to_owned();
         let handle = tokio::spawn(async move {
@@ -83,7 +81,7 @@ impl Workers {
                 set(&|status| {
                     status.state = "idle";
                     status.runs += 1;
-                    status.last_run_ms = Some(wall_ms());
+                    status.last_run_ms = Some(clock.now_ms());
                     status.last_error = outcome.clone().err();
                 });
             }
@@ -133,7 +131,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn worker_runs_records_errors_and_stops() {
-        let workers = Workers::default();
+        let workers = Workers::new(Arc::new(cloudkeep_stdx::FakeClock::new(5_000)));
         let mut count = 0;
         workers.spawn("flaky", Duration::from_secs(10), move || {
             count += 1;
@@ -145,6 +143,11 @@ mod tests {
         assert_eq!(status.name, "flaky");
         assert_eq!(status.runs, 2);
         assert_eq!(status.last_error.as_deref(), Some("boom"));
+        assert_eq!(
+            status.last_run_ms,
+            Some(5_000),
+            "run times come from the injected clock"
+        );
         workers.shutdown().await;
         assert_eq!(workers.list()[0].state, "stopped");
     }

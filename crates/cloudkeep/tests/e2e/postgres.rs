@@ -25,6 +25,9 @@ async fn server_on_postgres_keeps_platforms_and_credentials_across_restarts() {
     assert_eq!(platforms.platforms.len(), 1);
     assert_eq!(platforms.platforms[0].name, "pg-platform");
     assert_eq!(platforms.platforms[0].hosts, ["db1"]);
-    assert!(!dir.path().join("state.db").exists(), "state went to PostgreSQL, not to a SQLite file");
+    assert!(
+        !dir.path().join("state.db").exists(),
+        "state went to PostgreSQL, not to a SQLite file"
+    );
     assert!(again.process.terminate().success());
 }

@@ -18,10 +18,7 @@ fn complete(host: &HostSummary) -> bool {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    cloudkeep_stdx::Clock::now_ms(&cloudkeep_stdx::SystemClock)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
