@@ -48,7 +48,7 @@ pub struct Remote {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run everything on this machine: server on SQLite, a local agent, a local backup directory.
+    /// Run everything on this machine: the server on SQLite in a data dir and a local agent.
     Up(UpArgs),
     /// Run the control-plane server.
     Server(ServerArgs),
