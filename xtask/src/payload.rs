@@ -1,6 +1,6 @@
 //! Synthetic, node_exporter-like Prometheus remote_write 1.0 payloads.
 //!
-//! The messages are hand-written prost structs (no protoc); requests are
+//! The messages are `cloudkeep_protocol::remote_write`'s; requests are
 //! snappy block-compressed once and the same bytes go to every receiver.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,41 +9,10 @@ use anyhow::{Result, ensure};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// The request message. [`build`] streams its only field (`timeseries = 1`) straight
-/// into the buffer instead of collecting owned copies; the tests decode with it.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "encoded field by field in build()")
-)]
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    pub timeseries: Vec<TimeSeries>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    pub labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    pub samples: Vec<Sample>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Label {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(string, tag = "2")]
-    pub value: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Sample {
-    #[prost(double, tag = "1")]
-    pub value: f64,
-    #[prost(int64, tag = "2")]
-    pub timestamp: i64,
-}
+// The remote_write messages are the protocol crate's, the same ones the server decodes against.
+#[cfg(test)]
+use cloudkeep_protocol::remote_write::WriteRequest;
+use cloudkeep_protocol::remote_write::{Label, Sample, TimeSeries};
 
 pub const HOSTS: usize = 500;
 pub const SCRAPE_INTERVAL_MS: i64 = 15_000;

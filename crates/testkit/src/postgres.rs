@@ -116,18 +116,25 @@ impl TestPostgres {
         Some(server)
     }
 
+    /// A PostgreSQL client program aimed at this server as the `postgres` superuser.
+    fn client(&self, program: &str) -> Command {
+        let mut command = Command::new(bin_dir().join(program));
+        command.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+        ]);
+        command
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            let ready = Command::new(bin_dir().join("pg_isready"))
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &self.port.to_string(),
-                    "-U",
-                    "postgres",
-                ])
+            let ready = self
+                .client("pg_isready")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -145,16 +152,9 @@ impl TestPostgres {
 
     /// Creates a fresh database and returns its URL.
     pub fn create_database(&self, name: &str) -> String {
-        let status = Command::new(bin_dir().join("createdb"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                name,
-            ])
+        let status = self
+            .client("createdb")
+            .arg(name)
             .status()
             .expect("run createdb");
         assert!(status.success(), "createdb {name} failed");
