@@ -3,6 +3,7 @@
 //! Only this crate knows SQL. Records here are plain rows; the server turns them into domain types.
 #![forbid(unsafe_code)]
 
+mod alerting;
 mod audit;
 mod records;
 
@@ -13,6 +14,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
+pub use alerting::{
+    AlertRecord, DeliveryRecord, EventFilter, EventRecord, MaintenanceRecord, SilenceRecord,
+};
 pub use audit::{AuditRecord, chain_is_valid};
 pub use records::{
     AgentRecord, ApiTokenRecord, ApplyOutcome, HostRecord, JoinTokenRecord, PlatformRecord,
@@ -53,13 +57,22 @@ pub struct Store {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("initial"),
-        MigrationType::Simple,
-        include_str!("../migrations/0001_initial.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("initial"),
+            MigrationType::Simple,
+            include_str!("../migrations/0001_initial.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("alerting"),
+            MigrationType::Simple,
+            include_str!("../migrations/0002_alerting.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 impl Store {

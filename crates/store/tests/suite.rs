@@ -1,8 +1,9 @@
 //! The store test suite: every case runs on a temp SQLite file and on a real PostgreSQL server.
 
 use cloudkeep_store::{
-    AgentRecord, ApiTokenRecord, ApplyOutcome, HostRecord, JoinRefusal, JoinTokenRecord,
-    PlatformRecord, Store, StoreError, UserRecord, chain_is_valid,
+    AgentRecord, AlertRecord, ApiTokenRecord, ApplyOutcome, DeliveryRecord, EventFilter,
+    EventRecord, HostRecord, JoinRefusal, JoinTokenRecord, MaintenanceRecord, PlatformRecord,
+    SilenceRecord, Store, StoreError, UserRecord, chain_is_valid,
 };
 use cloudkeep_testkit::postgres::TestPostgres;
 
@@ -30,6 +31,15 @@ const CASES: &[(&str, Case)] = &[
     }),
     ("touch_host_never_moves_back", |store| {
         Box::pin(touch_host_never_moves_back(store))
+    }),
+    ("events_filter_by_scope_kind_and_time", |store| {
+        Box::pin(events_filter_by_scope_kind_and_time(store))
+    }),
+    ("alert_upsert_keeps_notification_fields", |store| {
+        Box::pin(alert_upsert_keeps_notification_fields(store))
+    }),
+    ("maintenance_silences_deliveries_cursors", |store| {
+        Box::pin(maintenance_silences_deliveries_cursors(store))
     }),
 ];
 
@@ -335,4 +345,199 @@ async fn touch_host_never_moves_back(store: Store) {
         store.get_host("app1").await.unwrap().unwrap().last_seen_ms,
         Some(5000)
     );
+}
+
+fn event(id: &str, at_ms: i64, kind: &str, platform: &str, host: &str) -> EventRecord {
+    EventRecord {
+        id: id.into(),
+        at_ms,
+        kind: kind.into(),
+        cloud: "gc-uk1".into(),
+        isv: "acme".into(),
+        tenant: "globex".into(),
+        platform: platform.into(),
+        host: host.into(),
+        monitor: "cpu".into(),
+        alert_key: format!("{platform}/{host}/cpu"),
+        state_from: Some("ok".into()),
+        state_to: Some("critical".into()),
+        value: Some(97.5),
+        threshold: Some(95.0),
+        message: "cpu overloaded".into(),
+        actor: None,
+        data_json: "{}".into(),
+    }
+}
+
+async fn events_filter_by_scope_kind_and_time(store: Store) {
+    store
+        .insert_event(&event("e1", 1000, "state_change", "p1", "a"))
+        .await
+        .unwrap();
+    store
+        .insert_event(&event("e2", 2000, "acknowledged", "p1", "a"))
+        .await
+        .unwrap();
+    store
+        .insert_event(&event("e3", 3000, "state_change", "p2", "b"))
+        .await
+        .unwrap();
+    let all = store
+        .list_events(&EventFilter {
+            limit: 100,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e3", "e2", "e1"]
+    );
+    assert_eq!(
+        all[2],
+        event("e1", 1000, "state_change", "p1", "a"),
+        "every column round-trips"
+    );
+    let filtered = store
+        .list_events(&EventFilter {
+            platform: Some("p1".into()),
+            kinds: vec!["state_change".into(), "maintenance_started".into()],
+            from_ms: Some(500),
+            to_ms: Some(2500),
+            limit: 100,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        filtered.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e1"]
+    );
+    let limited = store
+        .list_events(&EventFilter {
+            limit: 1,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
+}
+
+fn alert(key: &str, state: &str) -> AlertRecord {
+    AlertRecord {
+        alert_key: key.into(),
+        source: "rule".into(),
+        cloud: "gc-uk1".into(),
+        isv: "acme".into(),
+        tenant: "globex".into(),
+        platform: "p1".into(),
+        host: "a".into(),
+        monitor: "cpu".into(),
+        metric: "host_cpu_busy_percent".into(),
+        labels_json: "{}".into(),
+        state: state.into(),
+        since_ms: 1000,
+        value: Some(96.0),
+        threshold: Some(95.0),
+        level_name: Some("cpu overloaded".into()),
+        message: "cpu overloaded".into(),
+        flapping: false,
+        acked_by: None,
+        acked_at_ms: None,
+        ack_comment: None,
+        notified_state: None,
+        notified_at_ms: None,
+        escalation_level: 0,
+        updated_at_ms: 1000,
+    }
+}
+
+async fn alert_upsert_keeps_notification_fields(store: Store) {
+    store.upsert_alert(&alert("k1", "critical")).await.unwrap();
+    store
+        .mark_alert_notified("k1", "critical", 1500, 1)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .ack_alert("k1", "alice", "looking", 1600)
+            .await
+            .unwrap()
+    );
+    assert!(!store.ack_alert("nope", "alice", "", 1600).await.unwrap());
+    let mut update = alert("k1", "critical");
+    update.value = Some(99.0);
+    update.acked_by = Some("alice".into());
+    update.acked_at_ms = Some(1600);
+    update.ack_comment = Some("looking".into());
+    update.escalation_level = 1;
+    store.upsert_alert(&update).await.unwrap();
+    let stored = store.get_alert("k1").await.unwrap().unwrap();
+    assert_eq!(stored.value, Some(99.0));
+    assert_eq!(stored.notified_state.as_deref(), Some("critical"));
+    assert_eq!(stored.notified_at_ms, Some(1500));
+    assert_eq!(stored.acked_by.as_deref(), Some("alice"));
+    store.upsert_alert(&alert("k2", "ok")).await.unwrap();
+    let bad: Vec<String> = store
+        .list_alerts(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.alert_key)
+        .collect();
+    assert_eq!(bad, ["k1"]);
+    assert_eq!(store.list_alerts(true).await.unwrap().len(), 2);
+}
+
+async fn maintenance_silences_deliveries_cursors(store: Store) {
+    let window = MaintenanceRecord {
+        id: "m1".into(),
+        scope_json: "{\"platform\":\"p1\"}".into(),
+        schedule_json: "{}".into(),
+        comment: "patching".into(),
+        created_by: "alice".into(),
+        created_at_ms: 1000,
+    };
+    store.insert_maintenance(&window).await.unwrap();
+    assert_eq!(store.list_maintenance().await.unwrap(), [window]);
+    assert!(store.delete_maintenance("m1", 2000).await.unwrap());
+    assert!(
+        !store.delete_maintenance("m1", 2000).await.unwrap(),
+        "deleted once"
+    );
+    assert!(store.list_maintenance().await.unwrap().is_empty());
+
+    let silence = SilenceRecord {
+        id: "s1".into(),
+        matchers_json: "{}".into(),
+        expires_at_ms: 5000,
+        comment: "known".into(),
+        created_by: "bob".into(),
+        created_at_ms: 1000,
+    };
+    store.insert_silence(&silence).await.unwrap();
+    assert_eq!(store.list_silences(4999).await.unwrap(), [silence]);
+    assert!(
+        store.list_silences(5000).await.unwrap().is_empty(),
+        "expired"
+    );
+
+    let delivery = DeliveryRecord {
+        id: "d1".into(),
+        at_ms: 1000,
+        notification_id: "n1".into(),
+        platform: "p1".into(),
+        contact: "alice".into(),
+        channel: "email".into(),
+        status: "failed".into(),
+        attempts: 5,
+        error: Some("smtp: connection refused".into()),
+    };
+    store.insert_delivery(&delivery).await.unwrap();
+    assert_eq!(store.list_deliveries(10).await.unwrap(), [delivery]);
+
+    assert_eq!(store.get_cursor("maintenance").await.unwrap(), None);
+    store.set_cursor("maintenance", 10).await.unwrap();
+    store.set_cursor("maintenance", 20).await.unwrap();
+    assert_eq!(store.get_cursor("maintenance").await.unwrap(), Some(20));
 }
