@@ -9,6 +9,9 @@ use cloudkeep_protocol::api::EnrollRequest;
 use cloudkeep_protocol::remote_write::{self, Label, TimeSeries, WriteRequest};
 use cloudkeep_stdx::Clock;
 
+use cloudkeep_protocol::alerting::CheckReport;
+
+use crate::check_runner::{CheckRunner, runs_to_report, runs_to_series};
 use crate::collect::{Collector, ProcRoot, Sample, default_collectors};
 use crate::outbox::{Outbox, OutboxError};
 use crate::state::{self, AgentIdentity, StateError};
@@ -61,6 +64,8 @@ pub async fn run(
     let mut ticker = tokio::time::interval(options.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut collect_errors: u64 = 0;
+    let mut checks = CheckRunner::new(&options.proc_root, clock.clone());
+    let mut next_config_fetch_ms = i64::MIN;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -83,10 +88,26 @@ pub async fn run(
         });
         collectors = Some(returned);
         collect_errors += errors;
+        if now_ms >= next_config_fetch_ms {
+            refresh_checks(&client, &mut checks).await;
+            next_config_fetch_ms = now_ms.saturating_add(CONFIG_REFRESH_MS);
+        }
+        let runs = checks.take_runs();
         let mut batch = to_write_request(&samples, now_ms);
+        batch.timeseries.extend(runs_to_series(&runs));
         append_own_metrics(&mut batch, now_ms, &outbox, collect_errors);
         outbox.push(&remote_write::encode(&batch))?;
         drain(&client, &mut outbox, options.interval / 2).await?;
+        if !runs.is_empty() {
+            let report = CheckReport {
+                results: runs_to_report(&runs),
+            };
+            // Best effort: the statuses already travel as `check_status` samples through the
+            // outbox; the report only adds each check's message for the NOC.
+            if let Err(err) = client.report_checks(&report).await {
+                tracing::debug!(error = %err, "check report not delivered");
+            }
+        }
     }
     tracing::info!(
         pending_batches = outbox.len(),
@@ -221,6 +242,20 @@ pub async fn drain(
         }
     }
     Ok(())
+}
+
+/// How often the agent asks the server which monitors its host runs.
+const CONFIG_REFRESH_MS: i64 = 30_000;
+
+/// Fetches this host's monitors and (re)starts the checks when they changed; keeps the running
+/// checks when the server cannot be asked.
+async fn refresh_checks(client: &Client, checks: &mut CheckRunner) {
+    match client.agent_config().await {
+        Ok(config) => checks.apply(&config),
+        Err(err) => {
+            tracing::warn!(error = %err, revision = ?checks.revision(), "cannot fetch the agent config; keeping the current checks")
+        }
+    }
 }
 
 /// This machine's host name as the kernel reports it, lowercased.

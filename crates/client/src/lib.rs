@@ -8,6 +8,11 @@ use cloudkeep_protocol::api::{
     LoginResponse, PlatformApplied, PlatformList, QueryRangeResponse, SeriesList,
     TokenCreateRequest, TokenCreateResponse, WorkerList,
 };
+use cloudkeep_protocol::alerting::{
+    AckRequest, AgentConfig, AlertList, AlertView, CheckReport, DeliveryList, EventList, EventQuery,
+    MaintenanceCreate, MaintenanceList, MaintenanceView, SilenceCreate, SilenceList, SilenceView,
+    StatusList, TestNotifyRequest, TestNotifyResponse,
+};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -269,6 +274,112 @@ impl Client {
     pub async fn workers(&self) -> Result<WorkerList, ClientError> {
         self.json(self.request(reqwest::Method::GET, "/api/v1/workers"))
             .await
+    }
+
+    // ---- alerting ----
+
+    pub async fn events(&self, query: &EventQuery) -> Result<EventList, ClientError> {
+        self.json(
+            self.request(reqwest::Method::GET, "/api/v1/events")
+                .query(query),
+        )
+        .await
+    }
+
+    /// Current alerts; with `all`, also those back to ok.
+    pub async fn alerts(&self, all: bool) -> Result<AlertList, ClientError> {
+        let mut builder = self.request(reqwest::Method::GET, "/api/v1/alerts");
+        if all {
+            builder = builder.query(&[("all", "true")]);
+        }
+        self.json(builder).await
+    }
+
+    pub async fn ack(&self, alert_id: &str, comment: &str) -> Result<AlertView, ClientError> {
+        self.json(
+            self.request(reqwest::Method::POST, &format!("/api/v1/alerts/{alert_id}/ack"))
+                .json(&AckRequest {
+                    comment: comment.into(),
+                }),
+        )
+        .await
+    }
+
+    pub async fn status(&self) -> Result<StatusList, ClientError> {
+        self.json(self.request(reqwest::Method::GET, "/api/v1/status"))
+            .await
+    }
+
+    pub async fn maintenance(&self) -> Result<MaintenanceList, ClientError> {
+        self.json(self.request(reqwest::Method::GET, "/api/v1/maintenance"))
+            .await
+    }
+
+    pub async fn create_maintenance(
+        &self,
+        request: &MaintenanceCreate,
+    ) -> Result<MaintenanceView, ClientError> {
+        self.json(
+            self.request(reqwest::Method::POST, "/api/v1/maintenance")
+                .json(request),
+        )
+        .await
+    }
+
+    pub async fn delete_maintenance(&self, id: &str) -> Result<(), ClientError> {
+        self.send(self.request(reqwest::Method::DELETE, &format!("/api/v1/maintenance/{id}")))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn silences(&self) -> Result<SilenceList, ClientError> {
+        self.json(self.request(reqwest::Method::GET, "/api/v1/silences"))
+            .await
+    }
+
+    pub async fn create_silence(&self, request: &SilenceCreate) -> Result<SilenceView, ClientError> {
+        self.json(
+            self.request(reqwest::Method::POST, "/api/v1/silences")
+                .json(request),
+        )
+        .await
+    }
+
+    pub async fn delete_silence(&self, id: &str) -> Result<(), ClientError> {
+        self.send(self.request(reqwest::Method::DELETE, &format!("/api/v1/silences/{id}")))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn deliveries(&self) -> Result<DeliveryList, ClientError> {
+        self.json(self.request(reqwest::Method::GET, "/api/v1/deliveries"))
+            .await
+    }
+
+    pub async fn test_notify(&self, contact: &str) -> Result<TestNotifyResponse, ClientError> {
+        self.json(
+            self.request(reqwest::Method::POST, "/api/v1/notify/test")
+                .json(&TestNotifyRequest {
+                    contact: contact.into(),
+                }),
+        )
+        .await
+    }
+
+    /// The calling agent's monitors.
+    pub async fn agent_config(&self) -> Result<AgentConfig, ClientError> {
+        self.json(self.request(reqwest::Method::GET, "/api/v1/agent/config"))
+            .await
+    }
+
+    /// The calling agent's latest check results.
+    pub async fn report_checks(&self, report: &CheckReport) -> Result<(), ClientError> {
+        self.send(
+            self.request(reqwest::Method::POST, "/api/v1/agent/checks")
+                .json(report),
+        )
+        .await
+        .map(|_| ())
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{operator, roles};
+use crate::{alerts, operator, roles};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,6 +76,148 @@ pub enum Command {
     Workers(Remote),
     /// Log in with a user name and password (read from stdin) and save the operator context.
     Login(LoginArgs),
+    /// Current alerts (not ok), with who acknowledged them.
+    Alerts {
+        /// Also list alerts back to ok.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Acknowledge an alert: no re-notification until its state changes.
+    Ack {
+        /// Alert id from `cloudkeep alerts`.
+        id: String,
+        /// Why, for the record (e.g. "restarting the app server").
+        #[arg(long, short = 'm', default_value = "")]
+        comment: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Events: state changes, acknowledgements, notifications, maintenance.
+    Events(EventsArgs),
+    /// Rolled-up state of every cloud, isv, tenant, platform and host, with why.
+    Status(Remote),
+    /// Maintenance windows: notifications suppressed, events kept.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+    /// Silences: stop notifications matching a platform, host or monitor until they expire.
+    #[command(subcommand)]
+    Silence(SilenceCommand),
+    /// The notification delivery log.
+    Deliveries(Remote),
+    /// Notifications.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events of the last DURATION, e.g. 1h.
+    #[arg(long, value_parser = parse_interval)]
+    pub since: Option<std::time::Duration>,
+    /// Comma-separated kinds, e.g. state_change,acknowledged.
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub cloud: Option<String>,
+    #[arg(long)]
+    pub isv: Option<String>,
+    #[arg(long)]
+    pub tenant: Option<String>,
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only events of this alert id.
+    #[arg(long)]
+    pub alert: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// List maintenance windows.
+    List(Remote),
+    /// Add a one-off (from now or --start-ms) or recurring (--cron) window.
+    Add(MaintenanceAddArgs),
+    /// Remove a window.
+    Remove {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceAddArgs {
+    #[arg(long)]
+    pub cloud: Option<String>,
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// With --platform: only this host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// How long the window lasts, e.g. 2h.
+    #[arg(long, value_parser = parse_interval)]
+    pub duration: std::time::Duration,
+    /// Start of a one-off window, Unix ms; now when absent.
+    #[arg(long)]
+    pub start_ms: Option<i64>,
+    /// Recurring start as a five-field cron expression, e.g. "0 2 * * SUN".
+    #[arg(long)]
+    pub cron: Option<String>,
+    /// Time zone of --cron, e.g. Europe/London (default UTC).
+    #[arg(long)]
+    pub timezone: Option<String>,
+    #[arg(long, short = 'm', default_value = "")]
+    pub comment: String,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// List active silences.
+    List(Remote),
+    /// Silence notifications matching a platform, host and/or monitor for a while.
+    Add(SilenceAddArgs),
+    /// Remove a silence.
+    Remove {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SilenceAddArgs {
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[arg(long)]
+    pub host: Option<String>,
+    #[arg(long)]
+    pub monitor: Option<String>,
+    /// How long, e.g. 30m.
+    #[arg(long, value_parser = parse_interval)]
+    pub duration: std::time::Duration,
+    #[arg(long, short = 'm', default_value = "")]
+    pub comment: String,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test notification to a contact over each of its channels.
+    Test {
+        contact: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -307,6 +449,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(remote) => operator::audit(&remote).await,
         Command::Workers(remote) => operator::workers(&remote).await,
         Command::Login(args) => operator::login(&args).await,
+        Command::Alerts { all, remote } => alerts::alerts(all, &remote).await,
+        Command::Ack {
+            id,
+            comment,
+            remote,
+        } => alerts::ack(&id, &comment, &remote).await,
+        Command::Events(args) => alerts::events(&args).await,
+        Command::Status(remote) => alerts::status(&remote).await,
+        Command::Maintenance(command) => alerts::maintenance(&command).await,
+        Command::Silence(command) => alerts::silence(&command).await,
+        Command::Deliveries(remote) => alerts::deliveries(&remote).await,
+        Command::Notify(NotifyCommand::Test { contact, remote }) => {
+            alerts::notify_test(&contact, &remote).await
+        }
     }
 }
 

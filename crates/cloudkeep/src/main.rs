@@ -1,6 +1,7 @@
 //! The `cloudkeep` binary: command-line parsing and wiring of the server, the agent and the operator CLI.
 #![forbid(unsafe_code)]
 
+mod alerts;
 mod cli;
 mod context;
 mod operator;

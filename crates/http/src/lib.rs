@@ -3,6 +3,7 @@
 //! The only crate that knows HTTP status codes; `ErrorKind` becomes a status in `error.rs`, nowhere else.
 #![forbid(unsafe_code)]
 
+mod alerting;
 mod error;
 mod extract;
 mod handlers;
@@ -41,6 +42,27 @@ pub fn app(server: Server) -> Router {
         .route("/api/v1/query_range", get(handlers::query_range))
         .route("/api/v1/audit", get(handlers::audit))
         .route("/api/v1/workers", get(handlers::workers))
+        .route("/api/v1/events", get(alerting::events))
+        .route("/api/v1/alerts", get(alerting::alerts))
+        .route("/api/v1/alerts/{id}/ack", post(alerting::ack))
+        .route("/api/v1/status", get(alerting::status))
+        .route(
+            "/api/v1/maintenance",
+            get(alerting::maintenance_list).post(alerting::maintenance_create),
+        )
+        .route(
+            "/api/v1/maintenance/{id}",
+            delete(alerting::maintenance_delete),
+        )
+        .route(
+            "/api/v1/silences",
+            get(alerting::silence_list).post(alerting::silence_create),
+        )
+        .route("/api/v1/silences/{id}", delete(alerting::silence_delete))
+        .route("/api/v1/deliveries", get(alerting::deliveries))
+        .route("/api/v1/notify/test", post(alerting::test_notify))
+        .route("/api/v1/agent/config", get(alerting::agent_config))
+        .route("/api/v1/agent/checks", post(alerting::agent_checks))
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(own_metrics::track))

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::handlers;
+use crate::{alerting, handlers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,20 @@ use crate::handlers;
         handlers::query_range,
         handlers::audit,
         handlers::workers,
+        alerting::events,
+        alerting::alerts,
+        alerting::ack,
+        alerting::status,
+        alerting::maintenance_list,
+        alerting::maintenance_create,
+        alerting::maintenance_delete,
+        alerting::silence_list,
+        alerting::silence_create,
+        alerting::silence_delete,
+        alerting::deliveries,
+        alerting::test_notify,
+        alerting::agent_config,
+        alerting::agent_checks,
     ),
     modifiers(&BearerAuth)
 )]

@@ -286,6 +286,21 @@ pub struct RuleSpec {
     /// Restrict the rule to every host that has this component; each must have the monitor. Cannot be combined with `hosts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component: Option<ComponentName>,
+    /// Name of the warning level shown to the NOC, e.g. `cpu busy`; `<monitor> warning` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning_name: Option<String>,
+    /// Name of the critical level shown to the NOC, e.g. `cpu overloaded`; `<monitor> critical` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical_name: Option<String>,
+    /// Raise only after this many consecutive samples cross a threshold (as well as `for`, when both are set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive: Option<u32>,
+    /// No sample for this long makes the state `unknown`, e.g. `5m`; three monitor intervals when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data_after: Option<Duration>,
+    /// Contacts or contact groups (from the server's `[notify]` configuration) told about this rule, instead of the routes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
 }
 
 /// Which side of the thresholds is bad.

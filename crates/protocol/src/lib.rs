@@ -3,6 +3,7 @@
 //! The protocol grows by adding messages and optional fields, never by changing old ones.
 #![forbid(unsafe_code)]
 
+pub mod alerting;
 pub mod api;
 pub mod credential;
 pub mod remote_write;

@@ -51,6 +51,12 @@ pub enum Permission {
     CreateJoinToken,
     ManageAgents,
     ReadAudit,
+    /// Acknowledge alerts, manage maintenance windows and silences, send test notifications.
+    OperateAlerts,
+    /// Raise alerts from outside (Alertmanager's API).
+    RaiseAlerts,
+    /// Agents: fetch their own config and report their checks.
+    AgentReport,
 }
 
 /// An authenticated caller.
@@ -82,14 +88,16 @@ impl Principal {
 
     pub fn allows(&self, permission: Permission) -> bool {
         match self {
-            Principal::Agent { .. } => permission == Permission::WriteMetrics,
+            Principal::Agent { .. } => {
+                matches!(permission, Permission::WriteMetrics | Permission::AgentReport)
+            }
             Principal::User {
                 role: Role::Admin, ..
-            } => true,
+            } => permission != Permission::AgentReport,
             Principal::User {
                 role: Role::Operator,
                 ..
-            } => permission != Permission::ReadAudit,
+            } => !matches!(permission, Permission::ReadAudit | Permission::AgentReport),
             Principal::User {
                 role: Role::Viewer, ..
             } => permission == Permission::Read,

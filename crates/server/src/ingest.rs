@@ -3,6 +3,8 @@
 use cloudkeep_protocol::remote_write::{self, BorrowedWrite, DecodeError};
 use cloudkeep_tsdb::{AppendStats, Sample, SeriesRef};
 
+use crate::alerting::SeriesSamples;
+use crate::alerting::rules::RuleSet;
 use crate::auth::Permission;
 use crate::{ErrorKind, Principal, Server, ServiceError};
 
@@ -38,7 +40,8 @@ impl Server {
             Principal::User { .. } => None,
         };
         let tsdb = self.tsdb().clone();
-        let outcome = tokio::task::spawn_blocking(move || -> Result<AppendStats, IngestFailure> {
+        let rules = self.alerting().engine.rules();
+        let outcome = tokio::task::spawn_blocking(move || -> Result<(AppendStats, Vec<SeriesSamples>), IngestFailure> {
             let raw = remote_write::decompress(body.as_ref()).map_err(IngestFailure::Decode)?;
             let decoded = remote_write::decode_borrowed(&raw).map_err(IngestFailure::Decode)?;
             let samples: Vec<Sample> = decoded
@@ -70,12 +73,15 @@ impl Server {
                     })
                     .collect(),
             };
-            tsdb.append_refs(&refs).map_err(IngestFailure::Store)
+            let stats = tsdb.append_refs(&refs).map_err(IngestFailure::Store)?;
+            // Only after the samples are durable are they evaluated: an alert never fires on
+            // data the store does not have.
+            Ok((stats, watched_series(&rules, &refs)))
         })
         .await
         .map_err(|err| ServiceError::internal("append task failed", &err))?;
-        let stats = match outcome {
-            Ok(stats) => stats,
+        let (stats, watched) = match outcome {
+            Ok(done) => done,
             Err(IngestFailure::Decode(err)) => {
                 metrics::counter!("cloudkeep_ingest_rejected_total").increment(1);
                 return Err(ServiceError::bad_request(format!(
@@ -92,9 +98,12 @@ impl Server {
         };
         metrics::counter!("cloudkeep_ingest_samples_total").increment(stats.samples);
         metrics::counter!("cloudkeep_ingest_out_of_order_total").increment(stats.out_of_order);
+        self.alerting().engine.submit(watched);
         if let Principal::Agent { host, .. } = caller {
             // Last-seen is when the server heard from the agent, not the sample time: backfill is not liveness.
-            self.store().touch_host(host, self.now_ms()).await?;
+            let now_ms = self.now_ms();
+            self.alerting().engine.host_seen(host, now_ms);
+            self.store().touch_host(host, now_ms).await?;
         }
         Ok(IngestOutcome {
             samples: stats.samples,
@@ -124,4 +133,49 @@ fn stamp_labels<'a>(
         ranges.push(start..labels.len());
     }
     (labels, ranges)
+}
+
+/// The series some rule watches, copied out for the evaluator (the rest are only stored).
+fn watched_series(rules: &RuleSet, refs: &[SeriesRef<'_>]) -> Vec<SeriesSamples> {
+    if rules.is_empty() {
+        return Vec::new();
+    }
+    let mut watched = Vec::new();
+    for series in refs {
+        let Some(metric) = series
+            .labels
+            .iter()
+            .find(|(name, _)| *name == "__name__")
+            .map(|(_, value)| *value)
+        else {
+            continue;
+        };
+        if !rules.watches(metric) {
+            continue;
+        }
+        let Some(host) = series
+            .labels
+            .iter()
+            .find(|(name, _)| *name == "host")
+            .map(|(_, value)| *value)
+        else {
+            continue;
+        };
+        watched.push(SeriesSamples {
+            metric: metric.to_owned(),
+            host: host.to_owned(),
+            labels: series
+                .labels
+                .iter()
+                .filter(|(name, _)| !matches!(*name, "__name__" | "host" | "platform"))
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+            samples: series
+                .samples
+                .iter()
+                .map(|sample| (sample.timestamp_ms, sample.value))
+                .collect(),
+        });
+    }
+    watched
 }

@@ -74,6 +74,8 @@ impl Server {
             .collect();
         let (outcome, revision) = self.store().apply_platform(&record, &hosts).await?;
         tracing::info!(platform = %record.name, revision, outcome = outcome.as_str(), "spec applied");
+        let rules = self.reload_rules().await?;
+        tracing::info!(rules, "alert rules compiled");
         Ok(PlatformApplied {
             platform: record.name,
             revision,

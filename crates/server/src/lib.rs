@@ -3,6 +3,7 @@
 //! Knows nothing of HTTP: the `http` crate decodes requests, calls one function here and encodes the answer.
 #![forbid(unsafe_code)]
 
+pub mod alerting;
 pub mod auth;
 pub mod config;
 pub mod enrol;
@@ -36,6 +37,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     config: ServerConfig,
     workers: Workers,
+    alerting: alerting::Alerting,
 }
 
 impl std::fmt::Debug for Server {
@@ -98,6 +100,7 @@ impl Server {
                 store,
                 tsdb: Arc::new(tsdb),
                 workers: Workers::new(clock.clone()),
+                alerting: alerting::Alerting::new(),
                 clock,
                 config,
             }),
@@ -107,6 +110,7 @@ impl Server {
             .await
             .map_err(StartError::Bootstrap)?;
         server.start_workers();
+        server.start_alerting().await;
         Ok((server, initial_admin))
     }
 
@@ -201,6 +205,7 @@ impl Server {
 
     /// Stops the workers, seals the time-series head into blocks and closes the state store.
     pub async fn shutdown(&self) {
+        self.inner.alerting.shutdown().await;
         self.inner.workers.shutdown().await;
         let tsdb = self.inner.tsdb.clone();
         match tokio::task::spawn_blocking(move || tsdb.flush()).await {

@@ -1,0 +1,585 @@
+//! The evaluator: one task owns every alert's rule state, evaluates samples the moment ingest
+//! hands them over, ticks every second for no-data and heartbeats, and turns transitions into
+//! alert rows, events and notification requests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use cloudkeep_alerting::{Reason, RuleState, Transition, evaluate, evaluate_check_status};
+use cloudkeep_model::State;
+use cloudkeep_store::{AlertRecord, EventRecord};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::notifier::NotifyRequest;
+use super::rules::{CompiledRule, Evaluation, HEARTBEAT_METRIC, RuleSet, Source};
+use crate::Server;
+
+/// One series' new samples, as ingest hands them over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesSamples {
+    pub metric: String,
+    pub host: String,
+    /// Labels other than `__name__`, `host` and `platform`.
+    pub labels: Vec<(String, String)>,
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// What the API asks of the evaluator.
+#[derive(Debug)]
+pub enum Command {
+    /// Spec applied: evaluate with these rules from now on.
+    Reload(Arc<RuleSet>),
+    /// An operator acknowledged an alert: no re-notification until its state changes.
+    Acknowledged { alert_id: String },
+    /// Answer once every command and sample sent before has been handled (tests, shutdown).
+    Sync(oneshot::Sender<()>),
+}
+
+/// The shared, cheap side of the evaluator that ingest and the API talk to.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    samples: mpsc::Sender<Vec<SeriesSamples>>,
+    commands: mpsc::UnboundedSender<Command>,
+    rules: Arc<RwLock<Arc<RuleSet>>>,
+    last_seen: Arc<Mutex<HashMap<String, i64>>>,
+    check_messages: Arc<Mutex<HashMap<(String, String), String>>>,
+}
+
+/// Batches of samples waiting for the evaluator; beyond this ingest drops them for alerting
+/// (they are stored all the same) and counts `cloudkeep_alerting_dropped_batches_total`.
+const QUEUE_BATCHES: usize = 4096;
+
+impl EngineHandle {
+    /// The current rules, for ingest to pick the series it must hand over.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.rules
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn submit(&self, batch: Vec<SeriesSamples>) {
+        if batch.is_empty() {
+            return;
+        }
+        if self.samples.try_send(batch).is_err() {
+            metrics::counter!("cloudkeep_alerting_dropped_batches_total").increment(1);
+            tracing::warn!("alert evaluator queue full; a batch was stored but not evaluated");
+        }
+    }
+
+    pub fn reload(&self, rules: Arc<RuleSet>) {
+        *self
+            .rules
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = rules.clone();
+        let _ = self.commands.send(Command::Reload(rules));
+    }
+
+    pub fn acknowledged(&self, alert_id: &str) {
+        let _ = self.commands.send(Command::Acknowledged {
+            alert_id: alert_id.to_owned(),
+        });
+    }
+
+    /// Waits until everything sent before has been evaluated.
+    pub async fn sync(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.commands.send(Command::Sync(reply)).is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// The agent of `host` reported at `at_ms` (server time).
+    pub fn host_seen(&self, host: &str, at_ms: i64) {
+        let mut seen = self
+            .last_seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = seen.entry(host.to_owned()).or_insert(at_ms);
+        *entry = (*entry).max(at_ms);
+    }
+
+    /// Keeps a check's latest message for the alert that its status may raise.
+    pub fn check_message(&self, host: &str, monitor: &str, message: &str) {
+        self.check_messages
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert((host.to_owned(), monitor.to_owned()), message.to_owned());
+    }
+}
+
+/// The receiving side, moved into the evaluator task.
+#[derive(Debug)]
+pub struct EngineInbox {
+    samples: mpsc::Receiver<Vec<SeriesSamples>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+}
+
+pub fn channel(last_seen: HashMap<String, i64>) -> (EngineHandle, EngineInbox) {
+    let (samples_tx, samples_rx) = mpsc::channel(QUEUE_BATCHES);
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    (
+        EngineHandle {
+            samples: samples_tx,
+            commands: commands_tx,
+            rules: Arc::default(),
+            last_seen: Arc::new(Mutex::new(last_seen)),
+            check_messages: Arc::default(),
+        },
+        EngineInbox {
+            samples: samples_rx,
+            commands: commands_rx,
+        },
+    )
+}
+
+struct Slot {
+    rule: Arc<CompiledRule>,
+    id: String,
+    labels: BTreeMap<String, String>,
+    state: RuleState,
+}
+
+/// What the evaluator remembers of alerts raised before a restart, so a condition that still
+/// holds does not page again.
+#[derive(Debug, Clone)]
+struct Remembered {
+    state: State,
+    since_ms: i64,
+}
+
+struct Engine {
+    server: Server,
+    handle: EngineHandle,
+    rules: Arc<RuleSet>,
+    slots: HashMap<String, Slot>,
+    remembered: HashMap<String, Remembered>,
+    started_ms: i64,
+    notifier: mpsc::UnboundedSender<NotifyRequest>,
+}
+
+/// Runs the evaluator until `stop` turns true.
+pub async fn run(
+    server: Server,
+    handle: EngineHandle,
+    mut inbox: EngineInbox,
+    notifier: mpsc::UnboundedSender<NotifyRequest>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let remembered = match server.store().list_alerts(false).await {
+        Ok(alerts) => alerts
+            .into_iter()
+            .filter_map(|alert| {
+                let state = alert.state.parse::<State>().ok()?;
+                Some((
+                    alert.alert_key,
+                    Remembered {
+                        state,
+                        since_ms: alert.since_ms,
+                    },
+                ))
+            })
+            .collect(),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot read current alerts; alerts still bad will be notified again");
+            HashMap::new()
+        }
+    };
+    let mut engine = Engine {
+        started_ms: server.now_ms(),
+        rules: handle.rules(),
+        handle,
+        server,
+        slots: HashMap::new(),
+        remembered,
+        notifier,
+    };
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            Some(command) = inbox.commands.recv() => engine.command(command, &mut inbox).await,
+            Some(batch) = inbox.samples.recv() => engine.samples(batch).await,
+            _ = ticker.tick() => engine.tick().await,
+        }
+    }
+}
+
+impl Engine {
+    async fn command(&mut self, command: Command, inbox: &mut EngineInbox) {
+        match command {
+            Command::Reload(rules) => {
+                self.rules = rules;
+                // Slots of rules that no longer exist go; the rest keep their state.
+                let live: std::collections::HashSet<String> =
+                    self.rules.all().map(|rule| rule_identity(rule)).collect();
+                self.slots
+                    .retain(|_, slot| live.contains(&rule_identity(&slot.rule)));
+                for slot in self.slots.values_mut() {
+                    if let Some(rule) = self
+                        .rules
+                        .all()
+                        .find(|rule| rule_identity(rule) == rule_identity(&slot.rule))
+                    {
+                        slot.rule = rule.clone();
+                    }
+                }
+            }
+            Command::Acknowledged { .. } => {}
+            Command::Sync(reply) => {
+                // Everything already queued is evaluated before answering.
+                while let Ok(batch) = inbox.samples.try_recv() {
+                    self.samples(batch).await;
+                }
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    async fn samples(&mut self, batch: Vec<SeriesSamples>) {
+        let now_ms = self.server.now_ms();
+        for series in batch {
+            let rules: Vec<Arc<CompiledRule>> =
+                self.rules.lookup(&series.metric, &series.host).to_vec();
+            for rule in rules {
+                let monitor_label = series
+                    .labels
+                    .iter()
+                    .find(|(name, _)| name == "monitor")
+                    .map(|(_, value)| value.as_str());
+                if rule.match_monitor_label && monitor_label.is_some_and(|m| m != rule.monitor) {
+                    continue;
+                }
+                let labels: BTreeMap<String, String> = series
+                    .labels
+                    .iter()
+                    .filter(|(name, _)| name != "monitor" && name != "kind")
+                    .cloned()
+                    .collect();
+                self.evaluate_slot(&rule, labels, &series.samples, now_ms)
+                    .await;
+            }
+        }
+    }
+
+    async fn tick(&mut self) {
+        let now_ms = self.server.now_ms();
+        for rule in self.rules.heartbeats().to_vec() {
+            let last = self
+                .handle
+                .last_seen
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(&rule.scope.host)
+                .copied()
+                .unwrap_or(self.started_ms);
+            let missed = ((now_ms - last).max(0) / rule.interval_ms.max(1)) as f64;
+            self.evaluate_slot(&rule, BTreeMap::new(), &[(now_ms, missed)], now_ms)
+                .await;
+        }
+        let keys: Vec<String> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| slot.rule.source != Source::Heartbeat)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in keys {
+            let Some(slot) = self.slots.get(&key) else {
+                continue;
+            };
+            let (state, transitions) = run_rule(&slot.rule, &slot.state, &[], now_ms);
+            self.finish(&key, state, transitions).await;
+        }
+    }
+
+    async fn evaluate_slot(
+        &mut self,
+        rule: &Arc<CompiledRule>,
+        labels: BTreeMap<String, String>,
+        samples: &[(i64, f64)],
+        now_ms: i64,
+    ) {
+        let key = alert_key(rule, &labels);
+        if !self.slots.contains_key(&key) {
+            let id = alert_id(&key);
+            let mut state = RuleState::new(now_ms);
+            if let Some(remembered) = self.remembered.remove(&id) {
+                state.state = remembered.state;
+                state.since_ms = remembered.since_ms;
+            }
+            self.slots.insert(
+                key.clone(),
+                Slot {
+                    rule: rule.clone(),
+                    id,
+                    labels,
+                    state,
+                },
+            );
+        }
+        let Some(slot) = self.slots.get(&key) else {
+            return;
+        };
+        let (state, transitions) = run_rule(&slot.rule, &slot.state, samples, now_ms);
+        self.finish(&key, state, transitions).await;
+    }
+
+    async fn finish(&mut self, key: &str, state: RuleState, transitions: Vec<Transition>) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        slot.state = state;
+        if transitions.is_empty() {
+            return;
+        }
+        let rule = slot.rule.clone();
+        let id = slot.id.clone();
+        let labels = slot.labels.clone();
+        let flapping = slot.state.flapping;
+        for transition in transitions {
+            self.record(&rule, &id, &labels, flapping, &transition)
+                .await;
+        }
+    }
+
+    async fn record(
+        &self,
+        rule: &CompiledRule,
+        id: &str,
+        labels: &BTreeMap<String, String>,
+        flapping: bool,
+        transition: &Transition,
+    ) {
+        let message = self.message(rule, labels, transition);
+        let previous = match self.server.store().get_alert(id).await {
+            Ok(previous) => previous,
+            Err(err) => {
+                tracing::error!(alert = %id, error = %err, "cannot read an alert");
+                None
+            }
+        };
+        let changed = transition.from != transition.to;
+        let kept = previous.as_ref().filter(|_| !changed);
+        let record = AlertRecord {
+            alert_key: id.to_owned(),
+            source: rule.source.as_str().into(),
+            cloud: rule.scope.cloud.clone(),
+            isv: rule.scope.isv.clone(),
+            tenant: rule.scope.tenant.clone(),
+            platform: rule.scope.platform.clone(),
+            host: rule.scope.host.clone(),
+            monitor: rule.monitor.clone(),
+            metric: rule.metric.clone(),
+            labels_json: serde_json::to_string(labels).unwrap_or_else(|_| "{}".into()),
+            state: transition.to.as_str().into(),
+            since_ms: if changed {
+                transition.at_ms
+            } else {
+                previous.as_ref().map_or(transition.at_ms, |p| p.since_ms)
+            },
+            value: transition.value,
+            threshold: transition.threshold,
+            level_name: transition.level_name.clone(),
+            message: message.clone(),
+            flapping,
+            // An acknowledgement holds until the state changes.
+            acked_by: kept.and_then(|p| p.acked_by.clone()),
+            acked_at_ms: kept.and_then(|p| p.acked_at_ms),
+            ack_comment: kept.and_then(|p| p.ack_comment.clone()),
+            notified_state: previous.as_ref().and_then(|p| p.notified_state.clone()),
+            notified_at_ms: previous.as_ref().and_then(|p| p.notified_at_ms),
+            escalation_level: if changed {
+                0
+            } else {
+                previous.as_ref().map_or(0, |p| p.escalation_level)
+            },
+            updated_at_ms: transition.at_ms,
+        };
+        if let Err(err) = self.server.store().upsert_alert(&record).await {
+            tracing::error!(alert = %id, error = %err, "cannot store an alert's state");
+        }
+        let kind = match transition.reason {
+            Reason::FlapStart => "flapping_started",
+            Reason::FlapEnd => "flapping_ended",
+            _ => "state_change",
+        };
+        let event = EventRecord {
+            id: cloudkeep_stdx::ids::random_hex(16),
+            at_ms: transition.at_ms,
+            kind: kind.into(),
+            cloud: record.cloud.clone(),
+            isv: record.isv.clone(),
+            tenant: record.tenant.clone(),
+            platform: record.platform.clone(),
+            host: record.host.clone(),
+            monitor: record.monitor.clone(),
+            alert_key: id.to_owned(),
+            state_from: Some(transition.from.as_str().into()),
+            state_to: Some(transition.to.as_str().into()),
+            value: transition.value,
+            threshold: transition.threshold,
+            message,
+            actor: Some("alert-evaluator".into()),
+            data_json: serde_json::json!({
+                "metric": rule.metric,
+                "labels": labels,
+                "level": transition.level_name,
+                "reason": format!("{:?}", transition.reason),
+                "suppressed_by_flapping": transition.suppressed_by_flapping,
+            })
+            .to_string(),
+        };
+        if let Err(err) = self.server.store().insert_event(&event).await {
+            tracing::error!(alert = %id, error = %err, "cannot store an event");
+        }
+        metrics::counter!("cloudkeep_alert_transitions_total", "to" => transition.to.as_str())
+            .increment(1);
+        let _ = self.notifier.send(NotifyRequest::Transition {
+            alert: Box::new(record),
+            from: transition.from,
+            to: transition.to,
+            reason: transition.reason,
+            suppressed_by_flapping: transition.suppressed_by_flapping,
+            notify: rule.notify.clone(),
+        });
+    }
+
+    fn message(
+        &self,
+        rule: &CompiledRule,
+        labels: &BTreeMap<String, String>,
+        transition: &Transition,
+    ) -> String {
+        let host = &rule.scope.host;
+        let series = if labels.is_empty() {
+            String::new()
+        } else {
+            let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(" ({})", parts.join(", "))
+        };
+        match (rule.source, transition.reason) {
+            (_, Reason::NoData) => format!(
+                "no data from {host} for {} {}{series}",
+                rule.monitor, rule.metric
+            ),
+            (_, Reason::FlapStart) => format!(
+                "{} on {host} is flapping{series}; notifications paused until it settles",
+                rule.monitor
+            ),
+            (_, Reason::FlapEnd) => format!(
+                "{} on {host} stopped flapping{series}; now {}",
+                rule.monitor, transition.to
+            ),
+            (Source::Heartbeat, _) if transition.to >= State::Warning => format!(
+                "instance not responding: no report from {host} for {} intervals of {} s",
+                transition.value.unwrap_or(0.0),
+                rule.interval_ms / 1000
+            ),
+            (Source::Heartbeat, _) => format!("{host} is reporting again"),
+            (Source::Check, _) => {
+                let message = self
+                    .handle
+                    .check_messages
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .get(&(host.clone(), rule.monitor.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                format!("{} on {host}: {message}", rule.monitor)
+            }
+            (Source::Rule, _) => {
+                let level = transition
+                    .level_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{} {}", rule.monitor, transition.to));
+                match (transition.value, transition.threshold) {
+                    (Some(value), Some(threshold)) if transition.to >= State::Warning => {
+                        let comparison = match &rule.evaluation {
+                            Evaluation::Threshold(params)
+                                if params.direction == cloudkeep_alerting::Direction::Below =>
+                            {
+                                "≤"
+                            }
+                            _ => "≥",
+                        };
+                        format!(
+                            "{level} on {host}: {} {} {comparison} {}{series}",
+                            rule.metric,
+                            format_value(value),
+                            format_value(threshold)
+                        )
+                    }
+                    (Some(value), _) => format!(
+                        "{} on {host} back to {}: {} {}{series}",
+                        rule.monitor,
+                        transition.to,
+                        rule.metric,
+                        format_value(value)
+                    ),
+                    _ => format!("{} on {host} is {}{series}", rule.monitor, transition.to),
+                }
+            }
+        }
+    }
+}
+
+fn format_value(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+fn run_rule(
+    rule: &CompiledRule,
+    state: &RuleState,
+    samples: &[(i64, f64)],
+    now_ms: i64,
+) -> (RuleState, Vec<Transition>) {
+    match &rule.evaluation {
+        Evaluation::Threshold(params) => evaluate(params, state, samples, now_ms),
+        Evaluation::CheckStatus {
+            no_data_after_ms,
+            flap,
+        } => evaluate_check_status(state, samples, now_ms, *no_data_after_ms, *flap),
+    }
+}
+
+/// The readable identity of an alert: platform/host/monitor/metric{labels}.
+pub fn alert_key(rule: &CompiledRule, labels: &BTreeMap<String, String>) -> String {
+    let mut key = format!(
+        "{}/{}/{}/{}",
+        rule.scope.platform, rule.scope.host, rule.monitor, rule.metric
+    );
+    if !labels.is_empty() {
+        let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        key.push('{');
+        key.push_str(&parts.join(","));
+        key.push('}');
+    }
+    key
+}
+
+/// The short stable id of an alert key (what `cloudkeep ack` takes).
+pub fn alert_id(key: &str) -> String {
+    blake3::hash(key.as_bytes()).to_hex()[..16].to_owned()
+}
+
+fn rule_identity(rule: &CompiledRule) -> String {
+    format!(
+        "{}/{}/{}/{}/{}",
+        rule.scope.platform,
+        rule.scope.host,
+        rule.monitor,
+        rule.metric,
+        rule.source.as_str()
+    )
+}
+
+/// The heartbeat metric's name, re-exported for the API docs.
+pub const HEARTBEAT: &str = HEARTBEAT_METRIC;
