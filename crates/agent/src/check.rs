@@ -5,6 +5,22 @@
 //! (`XCheck::from_options`), and an implementation of [`Check`] that never fails to produce a
 //! [`CheckOutcome`]: a refused connection or a crashed plugin is an outcome, not an error.
 
+pub mod command;
+pub mod http;
+mod net_util;
+pub mod options;
+pub mod options_host;
+pub mod perfdata;
+pub mod postgres;
+pub mod process;
+pub mod prometheus;
+pub mod registry_host;
+pub mod registry_net;
+pub mod tcp;
+
+#[cfg(test)]
+mod net_testutil;
+
 use std::future::Future;
 use std::pin::Pin;
 
@@ -72,7 +88,15 @@ impl CheckStatus {
 
 /// Monitor kinds the agent's built-in collectors cover (no check to build) or the server
 /// evaluates itself (`heartbeat`).
-pub const COLLECTOR_KINDS: &[&str] = &["cpu", "memory", "swap", "df", "interface", "load", "heartbeat"];
+pub const COLLECTOR_KINDS: &[&str] = &[
+    "cpu",
+    "memory",
+    "swap",
+    "df",
+    "interface",
+    "load",
+    "heartbeat",
+];
 
 /// Builds the check for a monitor of `kind`; `None` when the kind needs no check of its own.
 pub fn build(

@@ -67,7 +67,8 @@ impl CheckRunner {
             let Some(built) = check::build(&monitor.kind, &monitor.options, &self.proc_root) else {
                 continue;
             };
-            let interval = Duration::from_millis(u64::try_from(monitor.interval_ms.max(1000)).unwrap_or(1000));
+            let interval =
+                Duration::from_millis(u64::try_from(monitor.interval_ms.max(1000)).unwrap_or(1000));
             let runnable: Runnable = match built {
                 Ok(check) => Runnable::Check(check),
                 Err(err) => {
@@ -83,7 +84,11 @@ impl CheckRunner {
                 self.sender.clone(),
             )));
         }
-        tracing::info!(revision = config.revision, checks = self.tasks.len(), "checks configured");
+        tracing::info!(
+            revision = config.revision,
+            checks = self.tasks.len(),
+            "checks configured"
+        );
         self.revision = Some(config.revision);
     }
 
@@ -242,7 +247,11 @@ mod tests {
                 status,
                 message: format!("{monitor} at {at_ms}"),
                 samples: vec![
-                    Sample::with_labels("check_perfdata", &[("label", "load1"), ("monitor", "spoofed")], 0.5),
+                    Sample::with_labels(
+                        "check_perfdata",
+                        &[("label", "load1"), ("monitor", "spoofed")],
+                        0.5,
+                    ),
                     Sample::new("check_duration_seconds", f64::NAN),
                 ],
             },
@@ -261,7 +270,11 @@ mod tests {
             .collect();
         assert_eq!(
             labels,
-            [("__name__", "check_perfdata"), ("label", "load1"), ("monitor", "load")],
+            [
+                ("__name__", "check_perfdata"),
+                ("label", "load1"),
+                ("monitor", "load")
+            ],
             "a check cannot choose its own monitor label"
         );
         assert_eq!(perf.samples[0].timestamp, 1000);
@@ -277,7 +290,14 @@ mod tests {
             run("b", 1500, CheckStatus::Unknown),
         ]);
         assert_eq!(report.len(), 2);
-        assert_eq!((report[0].monitor.as_str(), report[0].status, report[0].at_ms), ("a", 2, 2000));
+        assert_eq!(
+            (
+                report[0].monitor.as_str(),
+                report[0].status,
+                report[0].at_ms
+            ),
+            ("a", 2, 2000)
+        );
         assert_eq!((report[1].monitor.as_str(), report[1].status), ("b", 3));
     }
 }

@@ -3,6 +3,8 @@
 //! Never depends on the server's crates: it speaks to the server only through `client` and `protocol`.
 #![forbid(unsafe_code)]
 
+pub mod check;
+pub mod check_runner;
 pub mod collect;
 pub mod outbox;
 pub mod runner;

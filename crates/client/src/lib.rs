@@ -3,15 +3,15 @@
 
 use std::time::Duration;
 
+use cloudkeep_protocol::alerting::{
+    AckRequest, AgentConfig, AlertList, AlertView, CheckReport, DeliveryList, EventList,
+    EventQuery, MaintenanceCreate, MaintenanceList, MaintenanceView, SilenceCreate, SilenceList,
+    SilenceView, StatusList,
+};
 use cloudkeep_protocol::api::{
     AgentList, AuditList, EnrollRequest, EnrollResponse, ErrorBody, HostList, LoginRequest,
     LoginResponse, PlatformApplied, PlatformList, QueryRangeResponse, SeriesList,
     TokenCreateRequest, TokenCreateResponse, WorkerList,
-};
-use cloudkeep_protocol::alerting::{
-    AckRequest, AgentConfig, AlertList, AlertView, CheckReport, DeliveryList, EventList, EventQuery,
-    MaintenanceCreate, MaintenanceList, MaintenanceView, SilenceCreate, SilenceList, SilenceView,
-    StatusList, TestNotifyRequest, TestNotifyResponse,
 };
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -297,10 +297,13 @@ impl Client {
 
     pub async fn ack(&self, alert_id: &str, comment: &str) -> Result<AlertView, ClientError> {
         self.json(
-            self.request(reqwest::Method::POST, &format!("/api/v1/alerts/{alert_id}/ack"))
-                .json(&AckRequest {
-                    comment: comment.into(),
-                }),
+            self.request(
+                reqwest::Method::POST,
+                &format!("/api/v1/alerts/{alert_id}/ack"),
+            )
+            .json(&AckRequest {
+                comment: comment.into(),
+            }),
         )
         .await
     }
@@ -327,9 +330,12 @@ impl Client {
     }
 
     pub async fn delete_maintenance(&self, id: &str) -> Result<(), ClientError> {
-        self.send(self.request(reqwest::Method::DELETE, &format!("/api/v1/maintenance/{id}")))
-            .await
-            .map(|_| ())
+        self.send(self.request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/maintenance/{id}"),
+        ))
+        .await
+        .map(|_| ())
     }
 
     pub async fn silences(&self) -> Result<SilenceList, ClientError> {
@@ -337,7 +343,10 @@ impl Client {
             .await
     }
 
-    pub async fn create_silence(&self, request: &SilenceCreate) -> Result<SilenceView, ClientError> {
+    pub async fn create_silence(
+        &self,
+        request: &SilenceCreate,
+    ) -> Result<SilenceView, ClientError> {
         self.json(
             self.request(reqwest::Method::POST, "/api/v1/silences")
                 .json(request),
@@ -354,16 +363,6 @@ impl Client {
     pub async fn deliveries(&self) -> Result<DeliveryList, ClientError> {
         self.json(self.request(reqwest::Method::GET, "/api/v1/deliveries"))
             .await
-    }
-
-    pub async fn test_notify(&self, contact: &str) -> Result<TestNotifyResponse, ClientError> {
-        self.json(
-            self.request(reqwest::Method::POST, "/api/v1/notify/test")
-                .json(&TestNotifyRequest {
-                    contact: contact.into(),
-                }),
-        )
-        .await
     }
 
     /// The calling agent's monitors.

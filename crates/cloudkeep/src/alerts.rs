@@ -1,5 +1,5 @@
 //! Operator verbs of the alerting workflow: alerts, ack, events, status, maintenance, silences,
-//! deliveries and test notifications.
+//! and deliveries.
 
 use cloudkeep_protocol::alerting::{
     EventQuery, MaintenanceCreate, ScheduleView, ScopeView, SilenceCreate, SilenceMatchers,
@@ -41,7 +41,9 @@ pub async fn alerts(all: bool, remote: &Remote) -> anyhow::Result<()> {
     print(
         remote.output,
         &list,
-        &["ID", "STATE", "PLATFORM", "HOST", "MONITOR", "SINCE", "ACK", "MESSAGE"],
+        &[
+            "ID", "STATE", "PLATFORM", "HOST", "MONITOR", "SINCE", "ACK", "MESSAGE",
+        ],
         rows,
     )
 }
@@ -120,7 +122,12 @@ pub async fn status(remote: &Remote) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print(remote.output, &list, &["LEVEL", "NAME", "STATE", "WHY"], rows)
+    print(
+        remote.output,
+        &list,
+        &["LEVEL", "NAME", "STATE", "WHY"],
+        rows,
+    )
 }
 
 pub async fn maintenance(command: &MaintenanceCommand) -> anyhow::Result<()> {
@@ -282,32 +289,6 @@ pub async fn deliveries(remote: &Remote) -> anyhow::Result<()> {
         &["WHEN", "CONTACT", "CHANNEL", "STATUS", "ATTEMPTS", "ERROR"],
         rows,
     )
-}
-
-pub async fn notify_test(contact: &str, remote: &Remote) -> anyhow::Result<()> {
-    let response = context::client(remote)?.test_notify(contact).await?;
-    let rows = response
-        .deliveries
-        .iter()
-        .map(|delivery| {
-            vec![
-                delivery.channel.clone(),
-                delivery.status.clone(),
-                delivery.attempts.to_string(),
-                delivery.error.clone().unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    print(
-        remote.output,
-        &response,
-        &["CHANNEL", "STATUS", "ATTEMPTS", "ERROR"],
-        rows,
-    )?;
-    if response.deliveries.iter().any(|d| d.status != "sent") {
-        anyhow::bail!("some test deliveries to {contact} failed");
-    }
-    Ok(())
 }
 
 fn scope_text(scope: &ScopeView) -> String {

@@ -106,9 +106,6 @@ pub enum Command {
     Silence(SilenceCommand),
     /// The notification delivery log.
     Deliveries(Remote),
-    /// Notifications.
-    #[command(subcommand)]
-    Notify(NotifyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -208,16 +205,6 @@ pub struct SilenceAddArgs {
     pub comment: String,
     #[command(flatten)]
     pub remote: Remote,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum NotifyCommand {
-    /// Send a test notification to a contact over each of its channels.
-    Test {
-        contact: String,
-        #[command(flatten)]
-        remote: Remote,
-    },
 }
 
 #[derive(Debug, Args)]
@@ -460,9 +447,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Maintenance(command) => alerts::maintenance(&command).await,
         Command::Silence(command) => alerts::silence(&command).await,
         Command::Deliveries(remote) => alerts::deliveries(&remote).await,
-        Command::Notify(NotifyCommand::Test { contact, remote }) => {
-            alerts::notify_test(&contact, &remote).await
-        }
     }
 }
 

@@ -12,7 +12,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("client", &["protocol"]),
     ("store", &[]),
     ("tsdb", &[]),
-    ("server", &["model", "protocol", "store", "tsdb", "stdx"]),
+    ("alerting", &["model"]),
+    ("notify", &[]),
+    (
+        "server",
+        &["model", "alerting", "protocol", "store", "tsdb", "stdx"],
+    ),
     ("http", &["server", "protocol", "model", "stdx"]),
     ("agent", &["protocol", "client", "stdx"]),
     (

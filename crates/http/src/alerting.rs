@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use cloudkeep_protocol::alerting::{
     AckRequest, AgentConfig, AlertList, AlertView, CheckReport, DeliveryList, EventList,
     EventQuery, MaintenanceCreate, MaintenanceList, MaintenanceView, SilenceCreate, SilenceList,
-    SilenceView, StatusList, TestNotifyRequest, TestNotifyResponse,
+    SilenceView, StatusList,
 };
 use cloudkeep_protocol::api::ErrorBody;
 use cloudkeep_server::Server;
@@ -137,17 +137,6 @@ pub(crate) async fn deliveries(
     Caller(caller): Caller,
 ) -> ApiResult<DeliveryList> {
     Ok(Json(server.deliveries(&caller).await?))
-}
-
-/// Sends a test notification to one contact over each of its channels and waits for the outcome.
-#[utoipa::path(post, path = "/api/v1/notify/test", request_body = TestNotifyRequest,
-    responses((status = 200, body = TestNotifyResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub(crate) async fn test_notify(
-    State(server): State<Server>,
-    Caller(caller): Caller,
-    Json(request): Json<TestNotifyRequest>,
-) -> ApiResult<TestNotifyResponse> {
-    Ok(Json(server.test_notify(&caller, &request.contact).await?))
 }
 
 /// The calling agent's monitors.

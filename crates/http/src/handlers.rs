@@ -273,3 +273,16 @@ mod tests {
         assert!(parse_duration_ms("99999999999999999d", "step").is_err());
     }
 }
+
+/// collectd's `write_http` plugin (Format "JSON"); authenticate with an agent or API token in
+/// `Authorization: Bearer …` (write_http's `Header` option).
+#[utoipa::path(post, path = "/api/v1/collectd", request_body(content = String, content_type = "application/json"),
+    responses((status = 204), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn collectd_write_http(
+    State(server): State<Server>,
+    Caller(caller): Caller,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    server.ingest_collectd_json(&caller, &body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -247,17 +247,6 @@ pub struct DeliveryList {
     pub deliveries: Vec<DeliveryView>,
 }
 
-/// `POST /api/v1/notify/test`: send a test notification to one contact (all its channels).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct TestNotifyRequest {
-    pub contact: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct TestNotifyResponse {
-    pub deliveries: Vec<DeliveryView>,
-}
-
 /// One monitor an agent runs, from `GET /api/v1/agent/config`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentMonitor {

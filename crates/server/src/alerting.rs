@@ -5,7 +5,6 @@
 //! -> notifier (maintenance, silences, grouping, routing, rate limit) -> cloudkeep_notify`.
 
 pub mod engine;
-pub mod notifier;
 pub mod rules;
 mod service;
 
@@ -14,19 +13,16 @@ use std::sync::Arc;
 
 use cloudkeep_alerting::maintenance::{MaintenanceWindow, Schedule, Scope};
 use cloudkeep_protocol::alerting::{ScheduleView, ScopeView};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::Server;
 pub use engine::{EngineHandle, SeriesSamples};
-pub use notifier::{NotifierConfig, NotifyRequest};
 
 /// The alerting side of a running server.
 #[derive(Debug)]
 pub struct Alerting {
     pub engine: EngineHandle,
     inbox: std::sync::Mutex<Option<engine::EngineInbox>>,
-    notifier: mpsc::UnboundedSender<NotifyRequest>,
-    notifier_inbox: std::sync::Mutex<Option<mpsc::UnboundedReceiver<NotifyRequest>>>,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -34,24 +30,29 @@ pub struct Alerting {
 impl Alerting {
     pub fn new() -> Alerting {
         let (engine, inbox) = engine::channel(HashMap::new());
-        let (notifier, notifier_inbox) = mpsc::unbounded_channel();
         Alerting {
             engine,
             inbox: std::sync::Mutex::new(Some(inbox)),
-            notifier,
-            notifier_inbox: std::sync::Mutex::new(Some(notifier_inbox)),
             stop: watch::channel(false).0,
             tasks: std::sync::Mutex::default(),
         }
     }
 
-    /// Maintenance windows or silences changed: the notifier reloads them.
-    pub fn refresh_notifier(&self) {
-        let _ = self.notifier.send(NotifyRequest::Refresh);
-    }
+    /// Maintenance windows or silences changed. Nothing caches them yet; the notifier (next)
+    /// will reload them here.
+    pub fn refresh_notifier(&self) {}
 
-    pub fn notify(&self, request: NotifyRequest) {
-        let _ = self.notifier.send(request);
+    /// Runs a long-lived task that stops when the server shuts down.
+    pub fn spawn_task<F, Fut>(&self, task: F)
+    where
+        F: FnOnce(watch::Receiver<bool>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(task(self.stop.subscribe()));
+        self.tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(handle);
     }
 
     pub async fn shutdown(&self) {
@@ -116,31 +117,20 @@ impl Server {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
-        let notifier_inbox = alerting
-            .notifier_inbox
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        let (Some(inbox), Some(notifier_inbox)) = (inbox, notifier_inbox) else {
+        let Some(inbox) = inbox else {
             return;
         };
         let engine_task = tokio::spawn(engine::run(
             self.clone(),
             alerting.engine.clone(),
             inbox,
-            alerting.notifier.clone(),
-            alerting.stop.subscribe(),
-        ));
-        let notifier_task = tokio::spawn(notifier::run(
-            self.clone(),
-            notifier_inbox,
             alerting.stop.subscribe(),
         ));
         alerting
             .tasks
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .extend([engine_task, notifier_task]);
+            .push(engine_task);
     }
 }
 
@@ -159,32 +149,20 @@ pub fn maintenance_window(
         },
     };
     let schedule = match schedule {
-        ScheduleView::OneOff { start_ms, end_ms } => {
-            if end_ms <= start_ms {
-                return Err("schedule.one_off: end_ms must be after start_ms".into());
-            }
-            Schedule::OneOff {
-                start_ms: *start_ms,
-                end_ms: *end_ms,
-            }
-        }
+        ScheduleView::OneOff { start_ms, end_ms } => Schedule::one_off(*start_ms, *end_ms)
+            .map_err(|err| format!("schedule.one_off: {err}"))?,
         ScheduleView::Recurring {
             cron,
             duration_ms,
             timezone,
             until_ms,
-        } => {
-            if *duration_ms <= 0 {
-                return Err("schedule.recurring.duration_ms: must be positive".into());
-            }
-            Schedule::recurring(
-                cron,
-                *duration_ms,
-                timezone.as_deref().unwrap_or("UTC"),
-                *until_ms,
-            )
-            .map_err(|err| format!("schedule.recurring: {err}"))?
-        }
+        } => Schedule::recurring(
+            cron,
+            *duration_ms,
+            timezone.as_deref().unwrap_or("UTC"),
+            *until_ms,
+        )
+        .map_err(|err| format!("schedule.recurring: {err}"))?,
     };
     Ok(MaintenanceWindow {
         id: id.to_owned(),

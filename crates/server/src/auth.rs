@@ -89,7 +89,10 @@ impl Principal {
     pub fn allows(&self, permission: Permission) -> bool {
         match self {
             Principal::Agent { .. } => {
-                matches!(permission, Permission::WriteMetrics | Permission::AgentReport)
+                matches!(
+                    permission,
+                    Permission::WriteMetrics | Permission::AgentReport
+                )
             }
             Principal::User {
                 role: Role::Admin, ..

@@ -25,6 +25,23 @@ pub struct RawServerConfig {
     /// Ingest settings.
     #[serde(default)]
     pub ingest: RawIngestConfig,
+    /// collectd's network protocol and write_http JSON in.
+    #[serde(default)]
+    pub collectd: RawCollectdConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCollectdConfig {
+    /// UDP address for collectd's network plugin, e.g. `0.0.0.0:25826` (its default port); off when absent.
+    pub listen: Option<String>,
+    /// Lowest security accepted on UDP: `none` (default), `sign` or `encrypt`, as collectd's `SecurityLevel`.
+    pub security_level: Option<String>,
+    /// collectd users and passwords for signed or encrypted packets (collectd's `AuthFile`).
+    #[serde(default)]
+    pub users: std::collections::BTreeMap<String, String>,
+    /// Platform of samples from hosts no platform declares (default `collectd`).
+    pub default_platform: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +75,36 @@ pub struct ServerConfig {
     pub one_hour_retention: Duration,
     pub seal_interval: Duration,
     pub max_body_bytes: usize,
+    pub collectd: CollectdConfig,
+}
+
+/// collectd in, validated.
+#[derive(Clone)]
+pub struct CollectdConfig {
+    pub listen: Option<std::net::SocketAddr>,
+    pub security: cloudkeep_protocol::collectd::Security,
+    pub default_platform: String,
+}
+
+impl std::fmt::Debug for CollectdConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `Security`'s own Debug shows user names only, never passwords.
+        f.debug_struct("CollectdConfig")
+            .field("listen", &self.listen)
+            .field("security", &self.security)
+            .field("default_platform", &self.default_platform)
+            .finish()
+    }
+}
+
+impl Default for CollectdConfig {
+    fn default() -> Self {
+        CollectdConfig {
+            listen: None,
+            security: cloudkeep_protocol::collectd::Security::none(),
+            default_platform: "collectd".into(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +131,7 @@ impl ServerConfig {
             one_hour_retention: Duration::from_secs(730 * DAY),
             seal_interval: Duration::from_secs(7200),
             max_body_bytes: 32 << 20,
+            collectd: CollectdConfig::default(),
         }
     }
 
@@ -162,6 +210,7 @@ impl ServerConfig {
             }
             config.max_body_bytes = (mib as usize) << 20;
         }
+        config.collectd = collectd_config(raw.collectd).map_err(invalid)?;
         Ok(config)
     }
 
@@ -242,4 +291,34 @@ mod example_file {
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/cloudkeep"));
         assert_eq!(config.seal_interval, Duration::from_secs(7200));
     }
+}
+
+fn collectd_config(raw: RawCollectdConfig) -> Result<CollectdConfig, String> {
+    use cloudkeep_protocol::collectd::{Security, SecurityLevel};
+    let listen = raw
+        .listen
+        .map(|text| {
+            text.parse::<std::net::SocketAddr>().map_err(|err| {
+                format!("collectd.listen: {text:?} is not an address like 0.0.0.0:25826: {err}")
+            })
+        })
+        .transpose()?;
+    let level = match raw.security_level.as_deref() {
+        None | Some("none") => SecurityLevel::None,
+        Some("sign") => SecurityLevel::Sign,
+        Some("encrypt") => SecurityLevel::Encrypt,
+        Some(other) => {
+            return Err(format!(
+                "collectd.security_level: {other:?} is not one of none, sign, encrypt"
+            ));
+        }
+    };
+    if level != SecurityLevel::None && raw.users.is_empty() {
+        return Err("collectd.users: signed or encrypted packets need at least one user".into());
+    }
+    Ok(CollectdConfig {
+        listen,
+        security: Security::new(level, raw.users),
+        default_platform: raw.default_platform.unwrap_or_else(|| "collectd".into()),
+    })
 }

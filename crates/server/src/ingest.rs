@@ -41,43 +41,45 @@ impl Server {
         };
         let tsdb = self.tsdb().clone();
         let rules = self.alerting().engine.rules();
-        let outcome = tokio::task::spawn_blocking(move || -> Result<(AppendStats, Vec<SeriesSamples>), IngestFailure> {
-            let raw = remote_write::decompress(body.as_ref()).map_err(IngestFailure::Decode)?;
-            let decoded = remote_write::decode_borrowed(&raw).map_err(IngestFailure::Decode)?;
-            let samples: Vec<Sample> = decoded
-                .samples
-                .iter()
-                .map(|&(timestamp_ms, value)| Sample {
-                    timestamp_ms,
-                    value,
-                })
-                .collect();
-            let stamped = stamp
-                .as_ref()
-                .map(|(host, platform)| stamp_labels(&decoded, host, platform));
-            let refs: Vec<SeriesRef<'_>> = match &stamped {
-                None => decoded
-                    .series
+        let outcome = tokio::task::spawn_blocking(
+            move || -> Result<(AppendStats, Vec<SeriesSamples>), IngestFailure> {
+                let raw = remote_write::decompress(body.as_ref()).map_err(IngestFailure::Decode)?;
+                let decoded = remote_write::decode_borrowed(&raw).map_err(IngestFailure::Decode)?;
+                let samples: Vec<Sample> = decoded
+                    .samples
                     .iter()
-                    .map(|span| SeriesRef {
-                        labels: &decoded.labels[span.labels.clone()],
-                        samples: &samples[span.samples.clone()],
+                    .map(|&(timestamp_ms, value)| Sample {
+                        timestamp_ms,
+                        value,
                     })
-                    .collect(),
-                Some((labels, ranges)) => ranges
-                    .iter()
-                    .zip(&decoded.series)
-                    .map(|(range, span)| SeriesRef {
-                        labels: &labels[range.clone()],
-                        samples: &samples[span.samples.clone()],
-                    })
-                    .collect(),
-            };
-            let stats = tsdb.append_refs(&refs).map_err(IngestFailure::Store)?;
-            // Only after the samples are durable are they evaluated: an alert never fires on
-            // data the store does not have.
-            Ok((stats, watched_series(&rules, &refs)))
-        })
+                    .collect();
+                let stamped = stamp
+                    .as_ref()
+                    .map(|(host, platform)| stamp_labels(&decoded, host, platform));
+                let refs: Vec<SeriesRef<'_>> = match &stamped {
+                    None => decoded
+                        .series
+                        .iter()
+                        .map(|span| SeriesRef {
+                            labels: &decoded.labels[span.labels.clone()],
+                            samples: &samples[span.samples.clone()],
+                        })
+                        .collect(),
+                    Some((labels, ranges)) => ranges
+                        .iter()
+                        .zip(&decoded.series)
+                        .map(|(range, span)| SeriesRef {
+                            labels: &labels[range.clone()],
+                            samples: &samples[span.samples.clone()],
+                        })
+                        .collect(),
+                };
+                let stats = tsdb.append_refs(&refs).map_err(IngestFailure::Store)?;
+                // Only after the samples are durable are they evaluated: an alert never fires on
+                // data the store does not have.
+                Ok((stats, watched_series(&rules, &refs)))
+            },
+        )
         .await
         .map_err(|err| ServiceError::internal("append task failed", &err))?;
         let (stats, watched) = match outcome {

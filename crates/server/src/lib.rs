@@ -5,6 +5,7 @@
 
 pub mod alerting;
 pub mod auth;
+pub mod collectd;
 pub mod config;
 pub mod enrol;
 pub mod error;
@@ -62,6 +63,11 @@ pub enum StartError {
         path: PathBuf,
         source: cloudkeep_tsdb::Error,
     },
+    #[error("cannot bind the collectd listener on {addr}: {source}")]
+    Collectd {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot create the first admin: {0}")]
     Bootstrap(ServiceError),
 }
@@ -111,6 +117,21 @@ impl Server {
             .map_err(StartError::Bootstrap)?;
         server.start_workers();
         server.start_alerting().await;
+        if let Some(addr) = server.config().collectd.listen {
+            let socket = collectd::bind(addr)
+                .await
+                .map_err(|source| StartError::Collectd { addr, source })?;
+            tracing::info!(addr = %addr, "collectd listener bound");
+            server.alerting().spawn_task(|stop| {
+                collectd::run_udp_listener(
+                    server.clone(),
+                    socket,
+                    server.config().collectd.security.clone(),
+                    cloudkeep_protocol::collectd::TypesDb::builtin().clone(),
+                    stop,
+                )
+            });
+        }
         Ok((server, initial_admin))
     }
 

@@ -11,8 +11,7 @@ use cloudkeep_model::State;
 use cloudkeep_store::{AlertRecord, EventRecord};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::notifier::NotifyRequest;
-use super::rules::{CompiledRule, Evaluation, HEARTBEAT_METRIC, RuleSet, Source};
+use super::rules::{CompiledRule, Evaluation, RuleSet, Source};
 use crate::Server;
 
 /// One series' new samples, as ingest hands them over.
@@ -157,7 +156,6 @@ struct Engine {
     slots: HashMap<String, Slot>,
     remembered: HashMap<String, Remembered>,
     started_ms: i64,
-    notifier: mpsc::UnboundedSender<NotifyRequest>,
 }
 
 /// Runs the evaluator until `stop` turns true.
@@ -165,7 +163,6 @@ pub async fn run(
     server: Server,
     handle: EngineHandle,
     mut inbox: EngineInbox,
-    notifier: mpsc::UnboundedSender<NotifyRequest>,
     mut stop: watch::Receiver<bool>,
 ) {
     let remembered = match server.store().list_alerts(false).await {
@@ -194,7 +191,6 @@ pub async fn run(
         server,
         slots: HashMap::new(),
         remembered,
-        notifier,
     };
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -438,14 +434,6 @@ impl Engine {
         }
         metrics::counter!("cloudkeep_alert_transitions_total", "to" => transition.to.as_str())
             .increment(1);
-        let _ = self.notifier.send(NotifyRequest::Transition {
-            alert: Box::new(record),
-            from: transition.from,
-            to: transition.to,
-            reason: transition.reason,
-            suppressed_by_flapping: transition.suppressed_by_flapping,
-            notify: rule.notify.clone(),
-        });
     }
 
     fn message(
@@ -580,6 +568,3 @@ fn rule_identity(rule: &CompiledRule) -> String {
         rule.source.as_str()
     )
 }
-
-/// The heartbeat metric's name, re-exported for the API docs.
-pub const HEARTBEAT: &str = HEARTBEAT_METRIC;

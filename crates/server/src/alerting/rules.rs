@@ -5,7 +5,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use cloudkeep_alerting::{FlapPolicy, Level, RuleParams, defaults};
-use cloudkeep_model::{Direction, MonitorKind, MonitorSpec, PlatformSpec, RuleSpec};
+
+use cloudkeep_model::{MonitorKind, MonitorSpec, PlatformSpec, RuleSpec};
 
 /// Where an alert belongs in the roll-up.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,7 +24,10 @@ pub enum Evaluation {
     /// Thresholds on a metric's value.
     Threshold(RuleParams),
     /// A check's own status (`check_status` samples, Nagios codes).
-    CheckStatus { no_data_after_ms: i64, flap: FlapPolicy },
+    CheckStatus {
+        no_data_after_ms: i64,
+        flap: FlapPolicy,
+    },
 }
 
 /// What feeds a rule.
@@ -177,12 +181,14 @@ pub fn compile(platforms: &[PlatformSpec]) -> RuleSet {
             }
             for monitor in &monitors {
                 let interval_ms = monitor_interval_ms(monitor);
-                for default in defaults::for_kind(monitor.kind.as_str()) {
+                for default in defaults::DEFAULT_RULES
+                    .iter()
+                    .filter(|default| default.monitor_kind == monitor.kind.as_str())
+                {
                     if overridden.contains(&(monitor.name.to_string(), default.metric.to_owned())) {
                         continue;
                     }
-                    let mut params = default.params();
-                    params.no_data_after_ms = params.no_data_after_ms.max(3 * interval_ms);
+                    let params = default.params_for_interval(interval_ms);
                     set.add(CompiledRule {
                         scope: scope.clone(),
                         monitor: monitor.name.to_string(),
@@ -207,7 +213,7 @@ pub fn compile(platforms: &[PlatformSpec]) -> RuleSet {
                         metric: CHECK_STATUS_METRIC.to_owned(),
                         source: Source::Check,
                         evaluation: Evaluation::CheckStatus {
-                            no_data_after_ms: 3 * interval_ms.max(60_000),
+                            no_data_after_ms: defaults::check_no_data_after_ms(interval_ms),
                             flap: DEFAULT_FLAP,
                         },
                         notify: Vec::new(),
@@ -224,7 +230,7 @@ pub fn compile(platforms: &[PlatformSpec]) -> RuleSet {
 fn monitor_interval_ms(monitor: &MonitorSpec) -> i64 {
     monitor
         .interval
-        .map_or(DEFAULT_INTERVAL_MS, |interval| millis(interval))
+        .map_or(DEFAULT_INTERVAL_MS, millis)
         .max(1000)
 }
 
@@ -240,10 +246,7 @@ fn spec_rule(scope: &Arc<Scope>, monitor: &MonitorSpec, rule: &RuleSpec) -> Comp
         })
     };
     let params = RuleParams {
-        direction: match rule.direction {
-            Direction::Above => cloudkeep_alerting::Direction::Above,
-            Direction::Below => cloudkeep_alerting::Direction::Below,
-        },
+        direction: rule.direction,
         warning: level(rule.warning, &rule.warning_name, "warning"),
         critical: level(rule.critical, &rule.critical_name, "critical"),
         clear: rule.clear,

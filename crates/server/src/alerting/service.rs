@@ -171,7 +171,8 @@ impl Server {
         // Worst wins; among equals the oldest alert is the reason.
         let mut ordered: Vec<&AlertRecord> = alerts.iter().collect();
         ordered.sort_by(|a, b| {
-            let state = |alert: &AlertRecord| alert.state.parse::<State>().unwrap_or(State::Unknown);
+            let state =
+                |alert: &AlertRecord| alert.state.parse::<State>().unwrap_or(State::Unknown);
             state(b)
                 .cmp(&state(a))
                 .then(a.since_ms.cmp(&b.since_ms))
@@ -283,8 +284,13 @@ impl Server {
             ))),
             Err(err) => Err(err.into()),
         };
-        self.audit(caller, "maintenance.delete", &format!("maintenance:{id}"), &result)
-            .await;
+        self.audit(
+            caller,
+            "maintenance.delete",
+            &format!("maintenance:{id}"),
+            &result,
+        )
+        .await;
         result
     }
 
@@ -386,20 +392,19 @@ impl Server {
             .map_err(|err| ServiceError::internal("reading a stored spec", &err))?;
         let host_name = cloudkeep_model::HostName::new(host)
             .map_err(|err| ServiceError::bad_request(err.to_string()))?;
-        let components: BTreeMap<String, String> = spec
-            .host(&host_name)
-            .map(|host| {
-                host.components
-                    .iter()
-                    .flat_map(|component| {
-                        component
-                            .monitors
-                            .iter()
-                            .map(|monitor| (monitor.name.to_string(), component.name.to_string()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let components: BTreeMap<String, String> =
+            spec.host(&host_name)
+                .map(|host| {
+                    host.components
+                        .iter()
+                        .flat_map(|component| {
+                            component.monitors.iter().map(|monitor| {
+                                (monitor.name.to_string(), component.name.to_string())
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
         let monitors = spec
             .monitors_for_host(&host_name)
             .into_iter()
@@ -521,7 +526,7 @@ pub(crate) fn maintenance_view(record: MaintenanceRecord, now_ms: i64) -> Option
     let scope: ScopeView = serde_json::from_str(&record.scope_json).ok()?;
     let schedule: ScheduleView = serde_json::from_str(&record.schedule_json).ok()?;
     let active = maintenance_window(&record.id, &scope, &schedule)
-        .map(|window| cloudkeep_alerting::maintenance::is_active(&window, now_ms))
+        .map(|window| window.is_active(now_ms))
         .unwrap_or(false);
     Some(MaintenanceView {
         id: record.id,
