@@ -322,3 +322,39 @@ fn collectd_config(raw: RawCollectdConfig) -> Result<CollectdConfig, String> {
         default_platform: raw.default_platform.unwrap_or_else(|| "collectd".into()),
     })
 }
+
+#[cfg(test)]
+mod collectd_tests {
+    use super::*;
+
+    #[test]
+    fn collectd_section_is_validated() {
+        let parse = |text: &str| {
+            ServerConfig::from_toml(Path::new("s.toml"), text, Path::new("/data"))
+                .map(|config| config.collectd)
+                .map_err(|err| err.to_string())
+        };
+        let config = parse(
+            "version = 1\n[collectd]\nlisten = \"127.0.0.1:25826\"\nsecurity_level = \"sign\"\nusers = { ck = \"secret\" }\n",
+        )
+        .unwrap();
+        assert_eq!(config.listen, Some("127.0.0.1:25826".parse().unwrap()));
+        assert!(
+            !format!("{config:?}").contains("secret"),
+            "passwords never show in Debug"
+        );
+        assert_eq!(
+            parse("version = 1\n[collectd]\nsecurity_level = \"paranoid\"\n").unwrap_err(),
+            "s.toml: collectd.security_level: \"paranoid\" is not one of none, sign, encrypt"
+        );
+        assert_eq!(
+            parse("version = 1\n[collectd]\nsecurity_level = \"sign\"\n").unwrap_err(),
+            "s.toml: collectd.users: signed or encrypted packets need at least one user"
+        );
+        assert!(
+            parse("version = 1\n[collectd]\nlisten = \"nowhere\"\n")
+                .unwrap_err()
+                .contains("collectd.listen: \"nowhere\" is not an address")
+        );
+    }
+}
