@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use cloudkeep_protocol::alerting::{
     AckRequest, AgentConfig, AlertList, AlertView, CheckReport, DeliveryList, EventList,
-    EventQuery, MaintenanceCreate, MaintenanceList, MaintenanceView, SilenceCreate, SilenceList,
-    SilenceView, StatusList,
+    EventQuery, MaintenanceCreate, MaintenanceList, MaintenanceView, NotifyTestRequest,
+    NotifyTestResult, SilenceCreate, SilenceList, SilenceView, StatusList,
 };
 use cloudkeep_protocol::api::{
     AgentList, AuditList, EnrollRequest, EnrollResponse, ErrorBody, HostList, LoginRequest,
@@ -363,6 +363,18 @@ impl Client {
     pub async fn deliveries(&self) -> Result<DeliveryList, ClientError> {
         self.json(self.request(reqwest::Method::GET, "/api/v1/deliveries"))
             .await
+    }
+
+    /// Sends a test notification to a contact and returns each channel's outcome.
+    pub async fn notify_test(
+        &self,
+        request: &NotifyTestRequest,
+    ) -> Result<NotifyTestResult, ClientError> {
+        self.json(
+            self.request(reqwest::Method::POST, "/api/v1/notify/test")
+                .json(request),
+        )
+        .await
     }
 
     /// The calling agent's monitors.

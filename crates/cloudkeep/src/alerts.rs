@@ -291,6 +291,46 @@ pub async fn deliveries(remote: &Remote) -> anyhow::Result<()> {
     )
 }
 
+pub async fn notify(command: &crate::cli::NotifyCommand) -> anyhow::Result<()> {
+    let crate::cli::NotifyCommand::Test {
+        contact,
+        channel,
+        remote,
+    } = command;
+    let result = context::client(remote)?
+        .notify_test(&cloudkeep_protocol::alerting::NotifyTestRequest {
+            contact: contact.clone(),
+            channel: channel.clone(),
+        })
+        .await?;
+    let failed = result
+        .deliveries
+        .iter()
+        .filter(|delivery| delivery.status != "sent")
+        .count();
+    let rows = result
+        .deliveries
+        .iter()
+        .map(|delivery| {
+            vec![
+                delivery.channel.clone(),
+                delivery.status.clone(),
+                delivery.error.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    print(
+        remote.output,
+        &result,
+        &["CHANNEL", "STATUS", "ERROR"],
+        rows,
+    )?;
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} channel(s) failed", result.deliveries.len());
+    }
+    Ok(())
+}
+
 fn scope_text(scope: &ScopeView) -> String {
     match scope {
         ScopeView::Cloud(name) => format!("cloud {name}"),

@@ -106,6 +106,23 @@ pub enum Command {
     Silence(SilenceCommand),
     /// The notification delivery log.
     Deliveries(Remote),
+    /// Notifications: send a test message to a contact.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test notification to a contact of the server's [notify] section and show each channel's answer.
+    Test {
+        /// Contact name.
+        contact: String,
+        /// Only this channel: email, sms or webhook:NAME.
+        #[arg(long)]
+        channel: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -447,6 +464,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Maintenance(command) => alerts::maintenance(&command).await,
         Command::Silence(command) => alerts::silence(&command).await,
         Command::Deliveries(remote) => alerts::deliveries(&remote).await,
+        Command::Notify(command) => alerts::notify(&command).await,
     }
 }
 

@@ -16,7 +16,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("notify", &[]),
     (
         "server",
-        &["model", "alerting", "protocol", "store", "tsdb", "stdx"],
+        &[
+            "model", "alerting", "notify", "protocol", "store", "tsdb", "stdx",
+        ],
     ),
     ("http", &["server", "protocol", "model", "stdx"]),
     ("agent", &["protocol", "client", "stdx"]),
@@ -24,6 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "cloudkeep",
         &[
             "model", "protocol", "client", "server", "http", "agent", "store", "tsdb", "stdx",
+            "notify",
         ],
     ),
 ];

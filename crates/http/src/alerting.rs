@@ -6,8 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use cloudkeep_protocol::alerting::{
     AckRequest, AgentConfig, AlertList, AlertView, CheckReport, DeliveryList, EventList,
-    EventQuery, MaintenanceCreate, MaintenanceList, MaintenanceView, SilenceCreate, SilenceList,
-    SilenceView, StatusList,
+    EventQuery, MaintenanceCreate, MaintenanceList, MaintenanceView, NotifyTestRequest,
+    NotifyTestResult, SilenceCreate, SilenceList, SilenceView, StatusList,
 };
 use cloudkeep_protocol::api::ErrorBody;
 use cloudkeep_server::Server;
@@ -117,6 +117,17 @@ pub(crate) async fn silence_create(
     Json(request): Json<SilenceCreate>,
 ) -> ApiResult<SilenceView> {
     Ok(Json(server.silence_create(&caller, &request).await?))
+}
+
+/// Send a test notification to one contact, on every channel it has (or one), and report each outcome.
+#[utoipa::path(post, path = "/api/v1/notify/test", request_body = NotifyTestRequest,
+    responses((status = 200, body = NotifyTestResult), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn notify_test(
+    State(server): State<Server>,
+    Caller(caller): Caller,
+    Json(request): Json<NotifyTestRequest>,
+) -> ApiResult<NotifyTestResult> {
+    Ok(Json(server.notify_test(&caller, &request).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/silences/{id}", params(("id" = String, Path)),

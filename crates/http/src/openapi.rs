@@ -35,6 +35,7 @@ use crate::{alerting, handlers};
         alerting::silence_create,
         alerting::silence_delete,
         alerting::deliveries,
+        alerting::notify_test,
         alerting::agent_config,
         alerting::agent_checks,
     ),

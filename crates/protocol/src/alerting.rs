@@ -247,6 +247,23 @@ pub struct DeliveryList {
     pub deliveries: Vec<DeliveryView>,
 }
 
+/// `POST /api/v1/notify/test`: send a test notification to one contact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyTestRequest {
+    /// A contact of the server's `[notify]` section.
+    pub contact: String,
+    /// Only this channel of the contact (`email`, `sms` or `webhook:<name>`); every channel when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+/// What each channel of the contact answered to a test notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NotifyTestResult {
+    pub deliveries: Vec<DeliveryView>,
+}
+
 /// One monitor an agent runs, from `GET /api/v1/agent/config`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentMonitor {

@@ -5,6 +5,7 @@
 //! -> notifier (maintenance, silences, grouping, routing, rate limit) -> cloudkeep_notify`.
 
 pub mod engine;
+pub mod notifier;
 pub mod rules;
 mod service;
 
@@ -23,24 +24,40 @@ pub use engine::{EngineHandle, SeriesSamples};
 pub struct Alerting {
     pub engine: EngineHandle,
     inbox: std::sync::Mutex<Option<engine::EngineInbox>>,
+    pub notifier: notifier::NotifierHandle,
+    notifier_inbox:
+        std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<notifier::NotifierMessage>>>,
+    pub channels: Arc<notifier::Channels>,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Alerting {
-    pub fn new() -> Alerting {
+    pub fn new(channels: notifier::Channels) -> Alerting {
         let (engine, inbox) = engine::channel(HashMap::new());
+        let (notifier, notifier_inbox) = notifier::channel();
         Alerting {
             engine,
             inbox: std::sync::Mutex::new(Some(inbox)),
+            notifier,
+            notifier_inbox: std::sync::Mutex::new(Some(notifier_inbox)),
+            channels: Arc::new(channels),
             stop: watch::channel(false).0,
             tasks: std::sync::Mutex::default(),
         }
     }
 
-    /// Maintenance windows or silences changed. Nothing caches them yet; the notifier (next)
-    /// will reload them here.
-    pub fn refresh_notifier(&self) {}
+    /// Maintenance windows or silences changed: the notifier reads them again.
+    pub fn refresh_notifier(&self) {
+        self.notifier.refresh();
+    }
+
+    /// Waits until the evaluator and then the notifier have handled everything sent before
+    /// (tests: after it, every due notification has been handed to its delivery task).
+    pub async fn sync(&self) {
+        self.engine.sync().await;
+        self.notifier.sync().await;
+    }
 
     /// Runs a long-lived task that stops when the server shuts down.
     pub fn spawn_task<F, Fut>(&self, task: F)
@@ -66,12 +83,6 @@ impl Alerting {
         for task in tasks {
             let _ = task.await;
         }
-    }
-}
-
-impl Default for Alerting {
-    fn default() -> Self {
-        Alerting::new()
     }
 }
 
@@ -131,6 +142,16 @@ impl Server {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(engine_task);
+        let notifier_inbox = alerting
+            .notifier_inbox
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(notifier_inbox) = notifier_inbox {
+            let server = self.clone();
+            let channels = alerting.channels.clone();
+            alerting.spawn_task(move |stop| notifier::run(server, channels, notifier_inbox, stop));
+        }
     }
 }
 

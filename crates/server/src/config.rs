@@ -28,6 +28,9 @@ pub struct RawServerConfig {
     /// collectd's network protocol and write_http JSON in.
     #[serde(default)]
     pub collectd: RawCollectdConfig,
+    /// Notification channels, contacts, groups and routes.
+    #[serde(default)]
+    pub notify: crate::notify_config::RawNotifySection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +79,7 @@ pub struct ServerConfig {
     pub seal_interval: Duration,
     pub max_body_bytes: usize,
     pub collectd: CollectdConfig,
+    pub notify: crate::notify_config::NotifyConfig,
 }
 
 /// collectd in, validated.
@@ -132,6 +136,7 @@ impl ServerConfig {
             seal_interval: Duration::from_secs(7200),
             max_body_bytes: 32 << 20,
             collectd: CollectdConfig::default(),
+            notify: crate::notify_config::NotifyConfig::default(),
         }
     }
 
@@ -211,6 +216,13 @@ impl ServerConfig {
             config.max_body_bytes = (mib as usize) << 20;
         }
         config.collectd = collectd_config(raw.collectd).map_err(invalid)?;
+        config.notify = raw.notify.validate().map_err(|problems| {
+            invalid(format!(
+                "the [notify] section has {} problem(s):\n  {}",
+                problems.len(),
+                problems.join("\n  ")
+            ))
+        })?;
         Ok(config)
     }
 
@@ -290,6 +302,8 @@ mod example_file {
         let config = ServerConfig::from_file(&path, Path::new("/unused")).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/cloudkeep"));
         assert_eq!(config.seal_interval, Duration::from_secs(7200));
+        assert_eq!(config.notify.policy.contacts().count(), 3);
+        assert_eq!(config.notify.policy.routes().len(), 2);
     }
 }
 

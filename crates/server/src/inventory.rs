@@ -42,6 +42,7 @@ impl Server {
             ServiceError::bad_request(format!("the spec has {} error(s)", errors.len()))
                 .with_details(errors.iter().map(ToString::to_string).collect())
         })?;
+        self.check_rule_recipients(source_name, &spec)?;
         let spec_json = serde_json::to_string(&spec)
             .map_err(|err| ServiceError::internal("serialising a spec", &err))?;
         let record = PlatformRecord {
@@ -81,6 +82,37 @@ impl Server {
             revision,
             outcome: outcome.as_str().into(),
         })
+    }
+
+    /// Every rule's `notify` list must name contacts or groups of the server's `[notify]` section, so that
+    /// no rule silently points at nobody.
+    fn check_rule_recipients(
+        &self,
+        source_name: &str,
+        spec: &cloudkeep_model::PlatformSpec,
+    ) -> Result<(), ServiceError> {
+        let policy = &self.config().notify.policy;
+        let mut problems = Vec::new();
+        for (index, rule) in spec.rules.iter().enumerate() {
+            let names: Vec<&str> = rule.notify.iter().map(String::as_str).collect();
+            if let Err(unknown) =
+                cloudkeep_alerting::policy_config::validate_contact_refs(&names, policy)
+            {
+                problems.extend(
+                    unknown
+                        .iter()
+                        .map(|problem| format!("{source_name}: rules[{index}].{problem}")),
+                );
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(
+                ServiceError::bad_request(format!("the spec has {} error(s)", problems.len()))
+                    .with_details(problems),
+            )
+        }
     }
 
     pub async fn platforms(&self, caller: &Principal) -> Result<PlatformList, ServiceError> {

@@ -11,6 +11,7 @@ pub mod enrol;
 pub mod error;
 pub mod ingest;
 pub mod inventory;
+pub mod notify_config;
 pub mod query;
 pub mod workers;
 
@@ -68,6 +69,8 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("a notification channel cannot be built: {0}")]
+    Notify(String),
     #[error("cannot create the first admin: {0}")]
     Bootstrap(ServiceError),
 }
@@ -82,6 +85,8 @@ impl Server {
             path: config.data_dir.clone(),
             source,
         })?;
+        let channels =
+            alerting::notifier::Channels::build(&config.notify).map_err(StartError::Notify)?;
         let store = Store::open(&config.database_url).await?;
         let tsdb_dir = config.data_dir.join("tsdb");
         let tsdb_options = config.tsdb_options();
@@ -106,7 +111,7 @@ impl Server {
                 store,
                 tsdb: Arc::new(tsdb),
                 workers: Workers::new(clock.clone()),
-                alerting: alerting::Alerting::new(),
+                alerting: alerting::Alerting::new(channels),
                 clock,
                 config,
             }),

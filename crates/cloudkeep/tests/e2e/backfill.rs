@@ -6,28 +6,12 @@ use std::time::Duration;
 use cloudkeep_client::Client;
 use cloudkeep_protocol::api::TokenCreateRequest;
 
-use crate::harness::{Process, TestServer, binary, spec, wait_for};
+use crate::harness::{Process, TestServer, spec, wait_for};
 
 const INTERVAL_MS: i64 = 1000;
 
 fn agent(server: &str, state_dir: &std::path::Path, token: Option<&str>) -> Process {
-    let mut command = binary();
-    command
-        .args([
-            "agent",
-            "--server",
-            server,
-            "--interval",
-            "1s",
-            "--hostname",
-            "edge1",
-            "--state-dir",
-        ])
-        .arg(state_dir);
-    if let Some(token) = token {
-        command.args(["--token", token]);
-    }
-    Process::spawn(command)
+    crate::harness::agent(server, state_dir, "edge1", token)
 }
 
 async fn load_timestamps(client: &Client) -> Vec<i64> {

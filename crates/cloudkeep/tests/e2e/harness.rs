@@ -175,6 +175,27 @@ impl TestServer {
     }
 }
 
+/// A `cloudkeep agent` reporting as `hostname` every second; `token` on its first start only.
+pub fn agent(server: &str, state_dir: &Path, hostname: &str, token: Option<&str>) -> Process {
+    let mut command = binary();
+    command
+        .args([
+            "agent",
+            "--server",
+            server,
+            "--interval",
+            "1s",
+            "--hostname",
+            hostname,
+            "--state-dir",
+        ])
+        .arg(state_dir);
+    if let Some(token) = token {
+        command.args(["--token", token]);
+    }
+    Process::spawn(command)
+}
+
 /// A platform spec with the given hosts.
 pub fn spec(platform: &str, hosts: &[&str]) -> String {
     serde_json::json!({

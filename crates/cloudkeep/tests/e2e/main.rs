@@ -6,5 +6,6 @@ mod backfill;
 mod bad_input;
 mod durability;
 mod enrolment;
+mod notifications;
 mod postgres;
 mod up;

@@ -398,6 +398,20 @@ impl Engine {
         if let Err(err) = self.server.store().upsert_alert(&record).await {
             tracing::error!(alert = %id, error = %err, "cannot store an alert's state");
         }
+        if transition.reason != Reason::FlapStart {
+            // `record` carries what was last told, read from the store above (the notifier writes it).
+            let alert = record.clone();
+            self.server
+                .alerting()
+                .notifier
+                .notice(super::notifier::AlertNotice {
+                    alert,
+                    from: transition.from,
+                    to: transition.to,
+                    suppressed_by_flapping: transition.suppressed_by_flapping,
+                    explicit: rule.notify.clone(),
+                });
+        }
         let kind = match transition.reason {
             Reason::FlapStart => "flapping_started",
             Reason::FlapEnd => "flapping_ended",

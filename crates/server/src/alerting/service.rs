@@ -7,8 +7,8 @@ use cloudkeep_model::State;
 use cloudkeep_protocol::alerting::{
     AgentConfig, AgentMonitor, AlertList, AlertView, CheckReport, DeliveryList, DeliveryView,
     EventList, EventQuery, EventView, MaintenanceCreate, MaintenanceList, MaintenanceView,
-    ScheduleView, ScopeView, SilenceCreate, SilenceList, SilenceView, StatusList, StatusNode,
-    StatusReason,
+    NotifyTestRequest, NotifyTestResult, ScheduleView, ScopeView, SilenceCreate, SilenceList,
+    SilenceView, StatusList, StatusNode, StatusReason,
 };
 use cloudkeep_store::{
     AlertRecord, DeliveryRecord, EventFilter, EventRecord, MaintenanceRecord, SilenceRecord,
@@ -377,6 +377,107 @@ impl Server {
         self.audit(caller, "deliveries.list", "deliveries", &result)
             .await;
         result
+    }
+
+    /// Sends a test notification to `request.contact` on each of its channels (once, no retries, no rate
+    /// limit) and reports what each answered; each delivery is logged like a real one.
+    pub async fn notify_test(
+        &self,
+        caller: &Principal,
+        request: &NotifyTestRequest,
+    ) -> Result<NotifyTestResult, ServiceError> {
+        caller.require(Permission::OperateAlerts)?;
+        let result = self.notify_test_unaudited(caller, request).await;
+        self.audit(
+            caller,
+            "notify.test",
+            &format!("contact:{}", request.contact),
+            &result,
+        )
+        .await;
+        result
+    }
+
+    async fn notify_test_unaudited(
+        &self,
+        caller: &Principal,
+        request: &NotifyTestRequest,
+    ) -> Result<NotifyTestResult, ServiceError> {
+        let policy = &self.config().notify.policy;
+        if policy.contact(&request.contact).is_none() {
+            let known: Vec<&str> = policy.contacts().map(|contact| contact.name()).collect();
+            return Err(ServiceError::not_found(format!(
+                "no contact {:?} in the server's [notify] section; known: {}",
+                request.contact,
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+        let mut routes = self.alerting().channels.routes_of(policy, &request.contact);
+        if let Some(only) = &request.channel {
+            let available: Vec<String> = routes.iter().map(|(name, _, _)| name.clone()).collect();
+            routes.retain(|(name, _, _)| name == only);
+            if routes.is_empty() {
+                return Err(ServiceError::not_found(format!(
+                    "contact {:?} has no channel {only:?}; it has: {}",
+                    request.contact,
+                    available.join(", ")
+                )));
+            }
+        }
+        let now_ms = self.now_ms();
+        let by = match caller {
+            Principal::User { name, .. } => name.clone(),
+            Principal::Agent { id, .. } => id.clone(),
+        };
+        let notification = cloudkeep_notify::Notification {
+            id: cloudkeep_stdx::ids::random_hex(16),
+            status: cloudkeep_notify::NotificationStatus::Firing,
+            severity: State::Warning.as_str().into(),
+            cloud: String::new(),
+            isv: String::new(),
+            tenant: String::new(),
+            platform: "cloudkeep-test".into(),
+            alerts: vec![cloudkeep_notify::NotificationAlert {
+                host: "test".into(),
+                monitor: "notify-test".into(),
+                metric: None,
+                state: State::Warning.as_str().into(),
+                previous_state: State::Ok.as_str().into(),
+                value: None,
+                threshold: None,
+                level_name: None,
+                since_ms: now_ms,
+                message: format!("test notification sent by {by}; no action needed"),
+                labels: BTreeMap::new(),
+                acknowledged_by: None,
+            }],
+            escalation_level: 0,
+            dashboard_url: self.config().notify.dashboard_url.clone(),
+            sent_at_ms: now_ms,
+            test: true,
+        };
+        let mut deliveries = Vec::new();
+        for (channel_name, channel, destination) in routes {
+            let outcome = cloudkeep_notify::deliver(&channel, &destination, &notification).await;
+            let record = DeliveryRecord {
+                id: cloudkeep_stdx::ids::random_hex(16),
+                at_ms: self.now_ms(),
+                notification_id: notification.id.clone(),
+                platform: notification.platform.clone(),
+                contact: request.contact.clone(),
+                channel: channel_name,
+                status: if outcome.is_ok() { "sent" } else { "failed" }.into(),
+                attempts: 1,
+                error: outcome.err().map(|err| err.to_string()),
+            };
+            self.store().insert_delivery(&record).await?;
+            deliveries.push(delivery_view(record));
+        }
+        Ok(NotifyTestResult { deliveries })
     }
 
     /// The monitors the calling agent's host runs, from its platform's spec.

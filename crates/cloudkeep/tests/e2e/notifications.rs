@@ -1,0 +1,437 @@
+//! Notifications end to end: a real SMTP server (aiosmtpd, STARTTLS and AUTH) and a local HTTP receiver
+//! standing in for the SMS provider and a webhook (the only mock: no SMS provider exists offline).
+
+use std::path::Path;
+use std::time::Duration;
+
+use cloudkeep_client::Client;
+use cloudkeep_protocol::alerting::{
+    EventQuery, MaintenanceCreate, NotifyTestRequest, ScheduleView, ScopeView,
+};
+use cloudkeep_protocol::api::TokenCreateRequest;
+use cloudkeep_protocol::remote_write::{self, Label, Sample, TimeSeries, WriteRequest};
+use cloudkeep_testkit::http_sink::HttpSink;
+use cloudkeep_testkit::smtp::{SmtpOptions, SmtpTls, TestSmtp};
+
+use crate::harness::{Process, TestServer, wait_for};
+
+const SMTP_USER: &str = "noc-relay";
+const SMTP_PASSWORD: &str = "relay-secret-8d1f";
+
+struct Peers {
+    smtp: TestSmtp,
+    sink: HttpSink,
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+}
+
+/// Starts the SMTP server and the HTTP receiver and writes a server config that routes every alert of
+/// platform `shop` to the group `noc` (one contact with email, SMS and a webhook).
+fn peers(group_wait: &str) -> Option<Peers> {
+    let smtp = TestSmtp::start(SmtpOptions {
+        tls: SmtpTls::StartTls,
+        auth: Some((SMTP_USER.into(), SMTP_PASSWORD.into())),
+        ..SmtpOptions::default()
+    })?;
+    let sink = HttpSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("smtp-ca.pem");
+    std::fs::write(&ca_file, smtp.ca_cert_pem()).unwrap();
+    let config = dir.path().join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"version = 1
+[notify]
+dashboard_url = "http://noc.example.test"
+retry_attempts = 2
+[notify.email]
+host = "localhost"
+port = {port}
+security = "starttls"
+username = "{SMTP_USER}"
+password = "{SMTP_PASSWORD}"
+from = "Cloudkeep NOC <noc@cloudkeep.test>"
+ca_file = "{ca}"
+[notify.sms]
+url = "{sink}/sms"
+content_type = "application/json"
+body_template = '{{"to":"{{{{to}}}}","text":"{{{{text}}}}"}}'
+[[notify.webhooks]]
+name = "noc-hook"
+url = "{sink}/hook"
+[[notify.contacts]]
+name = "oncall"
+email = "oncall@example.test"
+phone = "+441234567890"
+webhooks = ["noc-hook"]
+[[notify.groups]]
+name = "noc"
+members = ["oncall"]
+[[notify.routes]]
+platform = "shop"
+to = ["noc"]
+group_wait = "{group_wait}"
+"#,
+            port = smtp.port(),
+            ca = ca_file.display(),
+            sink = sink.url(),
+        ),
+    )
+    .unwrap();
+    Some(Peers {
+        smtp,
+        sink,
+        _dir: dir,
+        config,
+    })
+}
+
+/// Platform `shop` with one host `edge1` and these monitors and rules.
+fn shop_spec(monitors: serde_json::Value, rules: serde_json::Value) -> String {
+    serde_json::json!({
+        "version": 1,
+        "platform": "shop",
+        "isv": "acme",
+        "tenant": "globex",
+        "cloud": "gc-uk1",
+        "hosts": [{ "name": "edge1", "components": [] }],
+        "monitors": monitors,
+        "rules": rules,
+    })
+    .to_string()
+}
+
+/// A heartbeat every second that goes critical after 3 missed reports (no warning level).
+fn heartbeat_spec() -> String {
+    shop_spec(
+        serde_json::json!([{ "name": "heartbeat", "kind": "heartbeat", "interval": "1s" }]),
+        serde_json::json!([{
+            "monitor": "heartbeat",
+            "metric": "cloudkeep_heartbeat_missed_intervals",
+            "critical": 3,
+            "clear": 1,
+            "critical_name": "instance not responding"
+        }]),
+    )
+}
+
+/// A queue depth rule without `for`: critical at 100, told to `notify`.
+fn queue_spec(notify: &[&str]) -> String {
+    shop_spec(
+        serde_json::json!([{ "name": "queue", "kind": "prometheus", "interval": "1s",
+            "options": { "url": "http://127.0.0.1:9/metrics" } }]),
+        serde_json::json!([{
+            "monitor": "queue", "metric": "queue_depth", "critical": 100, "clear": 50,
+            "no_data_after": "1h", "notify": notify
+        }]),
+    )
+}
+
+fn agent(server: &str, state_dir: &Path, token: Option<&str>) -> Process {
+    crate::harness::agent(server, state_dir, "edge1", token)
+}
+
+/// A server in `dir` reading the peers' config.
+async fn start_server(peers: &Peers, dir: &Path) -> TestServer {
+    TestServer::start_with(
+        &dir.join("server"),
+        cloudkeep_testkit::free_port(),
+        &["--config", peers.config.to_str().unwrap()],
+    )
+    .await
+}
+
+async fn event_kinds(admin: &Client, kind: &str) -> Vec<cloudkeep_protocol::alerting::EventView> {
+    admin
+        .events(&EventQuery {
+            kind: Some(kind.into()),
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap()
+        .events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_killed_pages_once_on_every_channel_and_its_return_sends_the_recovery() {
+    let Some(peers) = peers("300ms") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&peers, dir.path()).await;
+    let admin = server.admin_client();
+    admin
+        .apply_spec("shop.json", heartbeat_spec())
+        .await
+        .unwrap();
+    let token = admin
+        .create_token(&TokenCreateRequest {
+            platform: "shop".into(),
+            ttl_seconds: None,
+        })
+        .await
+        .unwrap();
+    let state_dir = dir.path().join("agent");
+    let agent_process = agent(&server.url(), &state_dir, Some(&token.token));
+    wait_for("the agent's first report", Duration::from_secs(30), || {
+        let admin = admin.clone();
+        async move {
+            let hosts = admin.hosts().await.ok()?;
+            hosts
+                .hosts
+                .iter()
+                .any(|host| host.name == "edge1" && host.last_seen_ms.is_some())
+                .then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        peers.smtp.messages().is_empty(),
+        "a reporting agent pages nobody"
+    );
+
+    agent_process.kill9();
+    let mails = peers.smtp.wait_for_messages(1, Duration::from_secs(30));
+    let page = &mails[0];
+    assert_eq!(page.to, vec!["oncall@example.test".to_owned()]);
+    assert!(
+        page.subject.contains("[CRITICAL]") && page.subject.contains("shop"),
+        "subject: {}",
+        page.subject
+    );
+    assert!(
+        page.body_text.contains("instance not responding") && page.body_text.contains("edge1"),
+        "body: {}",
+        page.body_text
+    );
+    assert!(
+        page.body_text
+            .contains("http://noc.example.test/platforms/shop"),
+        "body links the dashboard: {}",
+        page.body_text
+    );
+    // The SMS and the webhook went out too, each once.
+    let requests = peers.sink.wait_for_requests(2, Duration::from_secs(10));
+    let sms = requests
+        .iter()
+        .find(|request| request.target == "/sms")
+        .expect("an SMS request");
+    assert_eq!(sms.json()["to"], "+441234567890");
+    assert!(
+        sms.json()["text"]
+            .as_str()
+            .is_some_and(|text| text.contains("CRITICAL") && text.contains("edge1")),
+        "sms: {}",
+        sms.body_text()
+    );
+    let hook = requests
+        .iter()
+        .find(|request| request.target == "/hook")
+        .expect("a webhook request");
+    assert_eq!(hook.json()["status"], "firing");
+    assert_eq!(hook.json()["platform"], "shop");
+
+    // Still down a while later: no second page.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(peers.smtp.messages().len(), 1, "one page per problem");
+    assert_eq!(peers.sink.requests().len(), 2);
+    let deliveries = admin.deliveries().await.unwrap().deliveries;
+    let mut channels: Vec<&str> = deliveries
+        .iter()
+        .filter(|delivery| delivery.status == "sent")
+        .map(|delivery| delivery.channel.as_str())
+        .collect();
+    channels.sort_unstable();
+    assert_eq!(channels, ["email", "sms", "webhook:noc-hook"]);
+    assert_eq!(event_kinds(&admin, "notification_sent").await.len(), 3);
+
+    // The agent comes back: one recovery on every channel.
+    let _agent_again = agent(&server.url(), &state_dir, None);
+    let mails = peers.smtp.wait_for_messages(2, Duration::from_secs(30));
+    let recovery = &mails[1];
+    assert!(
+        recovery.subject.contains("[RESOLVED]"),
+        "subject: {}",
+        recovery.subject
+    );
+    let requests = peers.sink.wait_for_requests(4, Duration::from_secs(10));
+    let resolved_hook = requests
+        .iter()
+        .filter(|request| request.target == "/hook")
+        .nth(1)
+        .expect("a second webhook request");
+    assert_eq!(resolved_hook.json()["status"], "resolved");
+    // The password never reaches the log.
+    let log = server.process.output_text();
+    assert!(!log.contains(SMTP_PASSWORD), "the SMTP password was logged");
+}
+
+fn cpu_sample(host_value: f64, at_ms: i64) -> Vec<u8> {
+    remote_write::encode(&WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![
+                Label {
+                    name: "__name__".into(),
+                    value: "queue_depth".into(),
+                },
+                Label {
+                    name: "monitor".into(),
+                    value: "queue".into(),
+                },
+            ],
+            samples: vec![Sample {
+                value: host_value,
+                timestamp: at_ms,
+            }],
+        }],
+    })
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::UNIX_EPOCH
+            .elapsed()
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_holds_the_page_until_the_window_ends_and_rules_must_name_known_contacts() {
+    let Some(peers) = peers("100ms") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&peers, dir.path()).await;
+    let admin = server.admin_client();
+
+    // A rule naming a contact nobody configured is refused with the path and the known names.
+    let err = admin
+        .apply_spec("shop.json", queue_spec(&["noc", "nobody"]))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("rules[0].notify[1]: unknown contact or group \"nobody\"")
+            && text.contains("noc"),
+        "{text}"
+    );
+    assert!(
+        admin.platforms().await.unwrap().platforms.is_empty(),
+        "a refused spec stores nothing"
+    );
+
+    admin
+        .apply_spec("shop.json", queue_spec(&["oncall"]))
+        .await
+        .unwrap();
+
+    // The test-send reaches every channel and says so.
+    let test = admin
+        .notify_test(&NotifyTestRequest {
+            contact: "oncall".into(),
+            channel: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(test.deliveries.len(), 3, "{test:?}");
+    assert!(
+        test.deliveries
+            .iter()
+            .all(|delivery| delivery.status == "sent"),
+        "{test:?}"
+    );
+    let mails = peers.smtp.wait_for_messages(1, Duration::from_secs(10));
+    assert!(
+        mails[0].subject.starts_with("[TEST]"),
+        "{}",
+        mails[0].subject
+    );
+    let unknown = admin
+        .notify_test(&NotifyTestRequest {
+            contact: "ghost".into(),
+            channel: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.status(), Some(404), "{unknown}");
+
+    // A maintenance window over the platform, from in half a second for 4 seconds.
+    let start_ms = now_ms() + 500;
+    admin
+        .create_maintenance(&MaintenanceCreate {
+            scope: ScopeView::Platform("shop".into()),
+            schedule: ScheduleView::OneOff {
+                start_ms,
+                end_ms: start_ms + 4_000,
+            },
+            comment: "queue migration".into(),
+        })
+        .await
+        .unwrap();
+    let token = admin
+        .create_token(&TokenCreateRequest {
+            platform: "shop".into(),
+            ttl_seconds: None,
+        })
+        .await
+        .unwrap();
+    let enrolled = Client::new(&server.url(), None)
+        .unwrap()
+        .enroll(&cloudkeep_protocol::api::EnrollRequest {
+            join_token: token.token,
+            hostname: "edge1".into(),
+            agent_version: "test".into(),
+        })
+        .await
+        .unwrap();
+    let agent = Client::new(&server.url(), Some(enrolled.credential)).unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    agent
+        .remote_write(cpu_sample(250.0, now_ms()))
+        .await
+        .unwrap();
+
+    let held = wait_for(
+        "the page held by maintenance",
+        Duration::from_secs(10),
+        || {
+            let admin = admin.clone();
+            async move {
+                let events = event_kinds(&admin, "notification_suppressed").await;
+                (!events.is_empty()).then_some(events)
+            }
+        },
+    )
+    .await;
+    assert!(
+        held[0].message.contains("maintenance"),
+        "{}",
+        held[0].message
+    );
+    assert_eq!(
+        peers.smtp.messages().len(),
+        1,
+        "only the test mail during maintenance"
+    );
+
+    // Still critical when the window ends: paged then.
+    let mails = peers.smtp.wait_for_messages(2, Duration::from_secs(15));
+    let page = &mails[1];
+    assert!(page.subject.contains("[CRITICAL]"), "{}", page.subject);
+    assert!(page.body_text.contains("queue_depth"), "{}", page.body_text);
+    assert!(
+        now_ms() >= start_ms + 4_000,
+        "the page waited for the end of the window"
+    );
+    let kinds: Vec<String> = admin
+        .events(&EventQuery::default())
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|event| event.kind)
+        .collect();
+    for kind in ["maintenance_started", "maintenance_ended", "state_change"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+}
