@@ -6,7 +6,7 @@ use std::time::Duration;
 use cloudkeep_protocol::alerting::{
     AckRequest, AgentConfig, AlertList, AlertView, CheckReport, DeliveryList, EventList,
     EventQuery, MaintenanceCreate, MaintenanceList, MaintenanceView, NotifyTestRequest,
-    NotifyTestResult, SilenceCreate, SilenceList, SilenceView, StatusList,
+    NotifyTestResult, PostableAlert, SilenceCreate, SilenceList, SilenceView, StatusList,
 };
 use cloudkeep_protocol::api::{
     AgentList, AuditList, EnrollRequest, EnrollResponse, ErrorBody, HostList, LoginRequest,
@@ -363,6 +363,16 @@ impl Client {
     pub async fn deliveries(&self) -> Result<DeliveryList, ClientError> {
         self.json(self.request(reqwest::Method::GET, "/api/v1/deliveries"))
             .await
+    }
+
+    /// Raises (or resolves) alerts the way Alertmanager's clients do (`POST /api/v2/alerts`).
+    pub async fn raise_alerts(&self, alerts: &[PostableAlert]) -> Result<(), ClientError> {
+        self.send(
+            self.request(reqwest::Method::POST, "/api/v2/alerts")
+                .json(alerts),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Sends a test notification to a contact and returns each channel's outcome.

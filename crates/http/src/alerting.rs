@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use cloudkeep_protocol::alerting::{
     AckRequest, AgentConfig, AlertList, AlertView, CheckReport, DeliveryList, EventList,
     EventQuery, MaintenanceCreate, MaintenanceList, MaintenanceView, NotifyTestRequest,
-    NotifyTestResult, SilenceCreate, SilenceList, SilenceView, StatusList,
+    NotifyTestResult, PostableAlert, SilenceCreate, SilenceList, SilenceView, StatusList,
 };
 use cloudkeep_protocol::api::ErrorBody;
 use cloudkeep_server::Server;
@@ -117,6 +117,19 @@ pub(crate) async fn silence_create(
     Json(request): Json<SilenceCreate>,
 ) -> ApiResult<SilenceView> {
     Ok(Json(server.silence_create(&caller, &request).await?))
+}
+
+/// Alertmanager's v2 API: Prometheus, vmalert and other Alertmanager clients raise and resolve alerts here
+/// (`alerting.alertmanagers` with this server, `api_version: v2` and a bearer token).
+#[utoipa::path(post, path = "/api/v2/alerts", request_body = Vec<PostableAlert>,
+    responses((status = 200), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn alertmanager_alerts(
+    State(server): State<Server>,
+    Caller(caller): Caller,
+    Json(alerts): Json<Vec<PostableAlert>>,
+) -> Result<StatusCode, ApiError> {
+    server.raise_external_alerts(&caller, &alerts).await?;
+    Ok(StatusCode::OK)
 }
 
 /// Send a test notification to one contact, on every channel it has (or one), and report each outcome.

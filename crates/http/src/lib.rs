@@ -62,6 +62,7 @@ pub fn app(server: Server) -> Router {
         .route("/api/v1/silences/{id}", delete(alerting::silence_delete))
         .route("/api/v1/deliveries", get(alerting::deliveries))
         .route("/api/v1/notify/test", post(alerting::notify_test))
+        .route("/api/v2/alerts", post(alerting::alertmanager_alerts))
         .route("/api/v1/agent/config", get(alerting::agent_config))
         .route("/api/v1/agent/checks", post(alerting::agent_checks))
         .fallback(handlers::not_found)

@@ -36,6 +36,7 @@ use crate::{alerting, handlers};
         alerting::silence_delete,
         alerting::deliveries,
         alerting::notify_test,
+        alerting::alertmanager_alerts,
         alerting::agent_config,
         alerting::agent_checks,
     ),

@@ -300,3 +300,28 @@ pub struct CheckResult {
 pub struct CheckReport {
     pub results: Vec<CheckResult>,
 }
+
+/// One alert of Alertmanager's `POST /api/v2/alerts` (its `postableAlert`), as Prometheus and vmalert send it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PostableAlert {
+    /// Identity of the alert; `alertname` is required. `platform`, `host` (or `instance`) and `severity`
+    /// (`critical`, `warning`, `info`) place and grade it in Cloudkeep.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `summary` or `description` becomes the alert's message.
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// RFC 3339; now when absent.
+    #[serde(default, rename = "startsAt", skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
+    /// RFC 3339; the alert resolves at this instant unless sent again. In the past: resolved now.
+    /// Absent: 5 minutes after it was received (Alertmanager's `resolve_timeout`).
+    #[serde(default, rename = "endsAt", skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
+    /// Link to the source of the alert (the rule's expression in Prometheus).
+    #[serde(
+        default,
+        rename = "generatorURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub generator_url: Option<String>,
+}

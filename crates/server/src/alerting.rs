@@ -5,6 +5,7 @@
 //! -> notifier (maintenance, silences, grouping, routing, rate limit) -> cloudkeep_notify`.
 
 pub mod engine;
+pub mod external;
 pub mod notifier;
 pub mod rules;
 mod service;

@@ -54,6 +54,10 @@ impl Process {
         Process { child, output }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn output_text(&self) -> String {
         self.output.lock().unwrap().join("\n")
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cloudkeep_client::Client;
 use cloudkeep_protocol::alerting::{
-    EventQuery, MaintenanceCreate, NotifyTestRequest, ScheduleView, ScopeView,
+    EventQuery, MaintenanceCreate, NotifyTestRequest, PostableAlert, ScheduleView, ScopeView,
 };
 use cloudkeep_protocol::api::TokenCreateRequest;
 use cloudkeep_protocol::remote_write::{self, Label, Sample, TimeSeries, WriteRequest};
@@ -434,4 +434,162 @@ async fn maintenance_holds_the_page_until_the_window_ends_and_rules_must_name_kn
     for kind in ["maintenance_started", "maintenance_ended", "state_change"] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
     }
+}
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// Writes a Prometheus rule file: one always-firing alert about `shop`, or no rule at all.
+fn write_rules(path: &Path, firing: bool) {
+    let rules = if firing {
+        r#"groups:
+  - name: cloudkeep-e2e
+    interval: 1s
+    rules:
+      - alert: CheckoutErrors
+        expr: vector(1) > 0
+        labels:
+          severity: critical
+          platform: shop
+          host: edge1
+        annotations:
+          summary: checkout error rate above 5 %
+"#
+    } else {
+        "groups: []\n"
+    };
+    std::fs::write(path, rules).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_rule_raises_and_resolves_a_cloudkeep_alert_through_the_alertmanager_api() {
+    if !Path::new(PROMETHEUS).exists() {
+        assert!(
+            !cloudkeep_testkit::in_ci(),
+            "{PROMETHEUS} missing (CI=true): apt-get install prometheus"
+        );
+        eprintln!("skipping: {PROMETHEUS} missing (apt-get install prometheus)");
+        return;
+    }
+    let Some(peers) = peers("100ms") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&peers, dir.path()).await;
+    let admin = server.admin_client();
+    admin
+        .apply_spec("shop.json", queue_spec(&[]))
+        .await
+        .unwrap();
+
+    // Bad alerts are refused whole, with the index and field of each problem.
+    let token = crate::harness::read_admin(&server.data_dir).token;
+    let alert = |labels: serde_json::Value, ends_at: Option<&str>| PostableAlert {
+        labels: serde_json::from_value(labels).unwrap(),
+        ends_at: ends_at.map(str::to_owned),
+        ..PostableAlert::default()
+    };
+    let refused = admin
+        .raise_alerts(&[
+            alert(serde_json::json!({ "alertname": "Fine" }), None),
+            alert(serde_json::json!({ "job": "x" }), None),
+            alert(serde_json::json!({ "alertname": "Late" }), Some("tomorrow")),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(400));
+    let text = refused.to_string();
+    assert!(
+        text.contains("alerts[1].labels.alertname: missing") && text.contains("alerts[2].endsAt"),
+        "{text}"
+    );
+    assert!(
+        admin.alerts(false).await.unwrap().alerts.is_empty(),
+        "nothing accepted"
+    );
+    let anonymous = Client::new(&server.url(), None)
+        .unwrap()
+        .raise_alerts(&[alert(serde_json::json!({ "alertname": "X" }), None)])
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.status(), Some(401));
+
+    // Prometheus 2.42 with Cloudkeep as its Alertmanager.
+    let prometheus_dir = dir.path().join("prometheus");
+    std::fs::create_dir_all(&prometheus_dir).unwrap();
+    let rules = prometheus_dir.join("rules.yml");
+    write_rules(&rules, true);
+    let token_file = prometheus_dir.join("token");
+    std::fs::write(&token_file, &token).unwrap();
+    let config = prometheus_dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"global:
+  evaluation_interval: 1s
+rule_files: ["{rules}"]
+alerting:
+  alertmanagers:
+    - api_version: v2
+      authorization:
+        credentials_file: {token_file}
+      static_configs:
+        - targets: ["127.0.0.1:{port}"]
+"#,
+            rules = rules.display(),
+            token_file = token_file.display(),
+            port = server.port,
+        ),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new(PROMETHEUS);
+    command
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            prometheus_dir.join("data").display()
+        ))
+        .arg(format!(
+            "--web.listen-address=127.0.0.1:{}",
+            cloudkeep_testkit::free_port()
+        ))
+        // Its first notification comes before its Alertmanager list is ready and is dropped; firing
+        // alerts are sent again every resend delay (1 min by default).
+        .arg("--rules.alert.resend-delay=1s");
+    let prometheus = Process::spawn(command);
+
+    let mails = peers.smtp.wait_for_messages(1, Duration::from_secs(30));
+    assert!(
+        mails[0].subject.contains("[CRITICAL]") && mails[0].subject.contains("shop"),
+        "{}",
+        mails[0].subject
+    );
+    assert!(
+        mails[0].body_text.contains("checkout error rate above 5 %"),
+        "{}",
+        mails[0].body_text
+    );
+    let alerts = admin.alerts(false).await.unwrap().alerts;
+    let external = alerts
+        .iter()
+        .find(|alert| alert.source == "external")
+        .expect("an external alert");
+    assert_eq!(external.monitor, "CheckoutErrors");
+    assert_eq!(external.host, "edge1");
+    assert_eq!(external.isv, "acme", "placed under the platform's isv");
+
+    // The rule goes away: Prometheus resolves the alert, and the recovery is sent.
+    write_rules(&rules, false);
+    let pid = prometheus.pid();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mails = peers.smtp.wait_for_messages(2, Duration::from_secs(30));
+    assert!(
+        mails[1].subject.contains("[RESOLVED]"),
+        "{}",
+        mails[1].subject
+    );
+    assert_eq!(mails.len(), 2, "Prometheus' repeats did not page again");
 }

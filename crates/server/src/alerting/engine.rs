@@ -11,7 +11,8 @@ use cloudkeep_model::State;
 use cloudkeep_store::{AlertRecord, EventRecord};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::rules::{CompiledRule, Evaluation, RuleSet, Source};
+use super::external::{DEFAULT_RESOLVE_TIMEOUT_MS, ExternalAlert};
+use super::rules::{CompiledRule, Evaluation, RuleSet, Scope, Source};
 use crate::Server;
 
 /// One series' new samples, as ingest hands them over.
@@ -31,6 +32,8 @@ pub enum Command {
     Reload(Arc<RuleSet>),
     /// An operator acknowledged an alert: no re-notification until its state changes.
     Acknowledged { alert_id: String },
+    /// Alerts from outside (Alertmanager's API), placed in the roll-up.
+    External(Vec<(Scope, ExternalAlert)>),
     /// Answer once every command and sample sent before has been handled (tests, shutdown).
     Sync(oneshot::Sender<()>),
 }
@@ -80,6 +83,10 @@ impl EngineHandle {
         let _ = self.commands.send(Command::Acknowledged {
             alert_id: alert_id.to_owned(),
         });
+    }
+
+    pub fn external(&self, alerts: Vec<(Scope, ExternalAlert)>) {
+        let _ = self.commands.send(Command::External(alerts));
     }
 
     /// Waits until everything sent before has been evaluated.
@@ -134,6 +141,15 @@ pub fn channel(last_seen: HashMap<String, i64>) -> (EngineHandle, EngineInbox) {
     )
 }
 
+/// What an alert row says about where the alert comes from.
+struct AlertIdentity<'a> {
+    source: &'a str,
+    scope: &'a super::rules::Scope,
+    monitor: &'a str,
+    metric: &'a str,
+    explicit: &'a [String],
+}
+
 struct Slot {
     rule: Arc<CompiledRule>,
     id: String,
@@ -149,12 +165,21 @@ struct Remembered {
     since_ms: i64,
 }
 
+/// An external alert that is not ok, until its `endsAt`.
+struct ExternalSlot {
+    scope: Scope,
+    alert: ExternalAlert,
+    state: State,
+}
+
 struct Engine {
     server: Server,
     handle: EngineHandle,
     rules: Arc<RuleSet>,
     slots: HashMap<String, Slot>,
     remembered: HashMap<String, Remembered>,
+    /// Firing external alerts by alert id.
+    external: HashMap<String, ExternalSlot>,
     started_ms: i64,
 }
 
@@ -165,10 +190,39 @@ pub async fn run(
     mut inbox: EngineInbox,
     mut stop: watch::Receiver<bool>,
 ) {
+    let started_ms = server.now_ms();
+    let mut external = HashMap::new();
     let remembered = match server.store().list_alerts(false).await {
         Ok(alerts) => alerts
             .into_iter()
             .filter_map(|alert| {
+                if alert.source == "external" {
+                    // The sender repeats firing alerts; one it stopped sending resolves after the timeout.
+                    let state = alert.state.parse::<State>().ok()?;
+                    let slot = ExternalSlot {
+                        scope: Scope {
+                            cloud: alert.cloud.clone(),
+                            isv: alert.isv.clone(),
+                            tenant: alert.tenant.clone(),
+                            platform: alert.platform.clone(),
+                            host: alert.host.clone(),
+                        },
+                        alert: ExternalAlert {
+                            key: alert.alert_key.clone(),
+                            platform: alert.platform.clone(),
+                            host: alert.host.clone(),
+                            monitor: alert.monitor.clone(),
+                            severity: state,
+                            message: alert.message.clone(),
+                            labels: serde_json::from_str(&alert.labels_json).unwrap_or_default(),
+                            starts_at_ms: alert.since_ms,
+                            ends_at_ms: started_ms + DEFAULT_RESOLVE_TIMEOUT_MS,
+                        },
+                        state,
+                    };
+                    external.insert(alert.alert_key, slot);
+                    return None;
+                }
                 let state = alert.state.parse::<State>().ok()?;
                 Some((
                     alert.alert_key,
@@ -185,7 +239,8 @@ pub async fn run(
         }
     };
     let mut engine = Engine {
-        started_ms: server.now_ms(),
+        started_ms,
+        external,
         rules: handle.rules(),
         handle,
         server,
@@ -226,6 +281,12 @@ impl Engine {
                 }
             }
             Command::Acknowledged { .. } => {}
+            Command::External(alerts) => {
+                let now_ms = self.server.now_ms();
+                for (scope, alert) in alerts {
+                    self.external_alert(scope, alert, now_ms).await;
+                }
+            }
             Command::Sync(reply) => {
                 // Everything already queued is evaluated before answering.
                 while let Ok(batch) = inbox.samples.try_recv() {
@@ -262,8 +323,97 @@ impl Engine {
         }
     }
 
+    /// One external alert received: a transition when its state changes, else a refreshed `endsAt`.
+    async fn external_alert(&mut self, scope: Scope, alert: ExternalAlert, now_ms: i64) {
+        let id = alert_id(&alert.key);
+        let to = if alert.ends_at_ms <= now_ms {
+            State::Ok
+        } else {
+            alert.severity
+        };
+        let from = self
+            .external
+            .get(&id)
+            .map(|slot| slot.state)
+            .unwrap_or(State::Ok);
+        if from != to {
+            self.external_transition(&id, &scope, &alert, from, to, now_ms)
+                .await;
+        }
+        if to == State::Ok {
+            self.external.remove(&id);
+        } else {
+            self.external.insert(
+                id,
+                ExternalSlot {
+                    scope,
+                    alert,
+                    state: to,
+                },
+            );
+        }
+    }
+
+    async fn external_transition(
+        &self,
+        id: &str,
+        scope: &Scope,
+        alert: &ExternalAlert,
+        from: State,
+        to: State,
+        at_ms: i64,
+    ) {
+        let transition = Transition {
+            from,
+            to,
+            at_ms,
+            value: None,
+            threshold: None,
+            level_name: (to != State::Ok).then(|| alert.monitor.clone()),
+            reason: if to == State::Ok {
+                Reason::Cleared
+            } else {
+                Reason::Crossed
+            },
+            suppressed_by_flapping: false,
+        };
+        let message = if to == State::Ok {
+            format!("{} resolved: {}", alert.monitor, alert.message)
+        } else {
+            alert.message.clone()
+        };
+        let identity = AlertIdentity {
+            source: "external",
+            scope,
+            monitor: &alert.monitor,
+            metric: "",
+            explicit: &[],
+        };
+        self.store_transition(&identity, id, &alert.labels, false, &transition, message)
+            .await;
+    }
+
     async fn tick(&mut self) {
         let now_ms = self.server.now_ms();
+        let expired: Vec<String> = self
+            .external
+            .iter()
+            .filter(|(_, slot)| slot.alert.ends_at_ms <= now_ms)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            if let Some(slot) = self.external.remove(&id) {
+                self.external_transition(
+                    &id,
+                    &slot.scope,
+                    &slot.alert,
+                    slot.state,
+                    State::Ok,
+                    now_ms,
+                )
+                .await;
+            }
+        }
         for rule in self.rules.heartbeats().to_vec() {
             let last = self
                 .handle
@@ -351,6 +501,27 @@ impl Engine {
         transition: &Transition,
     ) {
         let message = self.message(rule, labels, transition);
+        let identity = AlertIdentity {
+            source: rule.source.as_str(),
+            scope: &rule.scope,
+            monitor: &rule.monitor,
+            metric: &rule.metric,
+            explicit: &rule.notify,
+        };
+        self.store_transition(&identity, id, labels, flapping, transition, message)
+            .await;
+    }
+
+    /// Writes the alert row and the event of one transition, and hands it to the notifier.
+    async fn store_transition(
+        &self,
+        identity: &AlertIdentity<'_>,
+        id: &str,
+        labels: &BTreeMap<String, String>,
+        flapping: bool,
+        transition: &Transition,
+        message: String,
+    ) {
         let previous = match self.server.store().get_alert(id).await {
             Ok(previous) => previous,
             Err(err) => {
@@ -360,16 +531,17 @@ impl Engine {
         };
         let changed = transition.from != transition.to;
         let kept = previous.as_ref().filter(|_| !changed);
+        let scope = identity.scope;
         let record = AlertRecord {
             alert_key: id.to_owned(),
-            source: rule.source.as_str().into(),
-            cloud: rule.scope.cloud.clone(),
-            isv: rule.scope.isv.clone(),
-            tenant: rule.scope.tenant.clone(),
-            platform: rule.scope.platform.clone(),
-            host: rule.scope.host.clone(),
-            monitor: rule.monitor.clone(),
-            metric: rule.metric.clone(),
+            source: identity.source.into(),
+            cloud: scope.cloud.clone(),
+            isv: scope.isv.clone(),
+            tenant: scope.tenant.clone(),
+            platform: scope.platform.clone(),
+            host: scope.host.clone(),
+            monitor: identity.monitor.to_owned(),
+            metric: identity.metric.to_owned(),
             labels_json: serde_json::to_string(labels).unwrap_or_else(|_| "{}".into()),
             state: transition.to.as_str().into(),
             since_ms: if changed {
@@ -400,16 +572,15 @@ impl Engine {
         }
         if transition.reason != Reason::FlapStart {
             // `record` carries what was last told, read from the store above (the notifier writes it).
-            let alert = record.clone();
             self.server
                 .alerting()
                 .notifier
                 .notice(super::notifier::AlertNotice {
-                    alert,
+                    alert: record.clone(),
                     from: transition.from,
                     to: transition.to,
                     suppressed_by_flapping: transition.suppressed_by_flapping,
-                    explicit: rule.notify.clone(),
+                    explicit: identity.explicit.to_vec(),
                 });
         }
         let kind = match transition.reason {
@@ -433,9 +604,16 @@ impl Engine {
             value: transition.value,
             threshold: transition.threshold,
             message,
-            actor: Some("alert-evaluator".into()),
+            actor: Some(
+                if identity.source == "external" {
+                    "external"
+                } else {
+                    "alert-evaluator"
+                }
+                .into(),
+            ),
             data_json: serde_json::json!({
-                "metric": rule.metric,
+                "metric": identity.metric,
                 "labels": labels,
                 "level": transition.level_name,
                 "reason": format!("{:?}", transition.reason),
