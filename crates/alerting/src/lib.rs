@@ -107,6 +107,7 @@ pub mod rollup;
 pub mod routing;
 pub mod rule;
 pub mod silence;
+pub mod watch;
 
 pub use cloudkeep_model::{Direction, State};
 pub use rule::{

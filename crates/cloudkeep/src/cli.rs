@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{alerts, operator, roles};
+use crate::{alerts, operator, roles, watch};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +54,9 @@ pub enum Command {
     Server(ServerArgs),
     /// Run the agent on this host.
     Agent(AgentArgs),
+    /// Watch a control plane from another site: alerts through its own channels when the server stops
+    /// answering or its agents stop reporting; depends on nothing of the server it watches.
+    Watch(WatchArgs),
     /// List hosts with their latest key metrics.
     Hosts(Remote),
     /// List platforms.
@@ -254,6 +257,29 @@ pub struct ServerArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// URL of the server to watch.
+    #[arg(long, env = "CLOUDKEEP_SERVER")]
+    pub server: String,
+    /// The watcher's own configuration (TOML): `version = 1`, `to = [contacts or groups]` and a
+    /// `[notify]` section in the server's format.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// An API token (viewer is enough) to also check that agents keep reporting.
+    #[arg(long, env = "CLOUDKEEP_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Time between probes.
+    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
+    /// Consecutive failed probes before alerting.
+    #[arg(long, default_value_t = 3)]
+    pub failures: u32,
+    /// A host silent for longer than this counts as not reporting; alert when all are.
+    #[arg(long, default_value = "5m", value_parser = parse_interval)]
+    pub stale_after: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
 pub struct AgentArgs {
     /// Server URL.
     #[arg(long, env = "CLOUDKEEP_SERVER")]
@@ -378,7 +404,7 @@ impl Command {
     pub fn is_long_running(&self) -> bool {
         matches!(
             self,
-            Command::Up(_) | Command::Server(_) | Command::Agent(_)
+            Command::Up(_) | Command::Server(_) | Command::Agent(_) | Command::Watch(_)
         )
     }
 }
@@ -411,6 +437,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => roles::up(args).await,
         Command::Server(args) => roles::server(args).await,
         Command::Agent(args) => roles::agent(args).await,
+        Command::Watch(args) => watch::run(args).await,
         Command::Hosts(remote) => operator::hosts(&remote).await,
         Command::Platforms(remote) => operator::platforms(&remote).await,
         Command::Spec(SpecCommand::Validate { path, remote }) => {

@@ -7,6 +7,7 @@ mod context;
 mod operator;
 mod output;
 mod roles;
+mod watch;
 
 use clap::Parser;
 

@@ -26,7 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "cloudkeep",
         &[
             "model", "protocol", "client", "server", "http", "agent", "store", "tsdb", "stdx",
-            "notify",
+            "notify", "alerting",
         ],
     ),
 ];

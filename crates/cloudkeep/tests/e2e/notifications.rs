@@ -593,3 +593,114 @@ alerting:
     );
     assert_eq!(mails.len(), 2, "Prometheus' repeats did not page again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_pages_through_its_own_channel_when_agents_go_silent_and_the_server_dies() {
+    let Some(smtp) = TestSmtp::start(SmtpOptions::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("server");
+    let port = cloudkeep_testkit::free_port();
+    let server = TestServer::start(&data_dir, port).await;
+    let admin = server.admin_client();
+    admin
+        .apply_spec("shop.json", crate::harness::spec("shop", &["edge1"]))
+        .await
+        .unwrap();
+    let token = admin
+        .create_token(&TokenCreateRequest {
+            platform: "shop".into(),
+            ttl_seconds: None,
+        })
+        .await
+        .unwrap();
+    let agent_process = agent(&server.url(), &dir.path().join("agent"), Some(&token.token));
+
+    let watch_config = dir.path().join("watch.toml");
+    std::fs::write(
+        &watch_config,
+        format!(
+            r#"version = 1
+to = ["ops"]
+[notify.email]
+host = "127.0.0.1"
+port = {}
+security = "none"
+from = "Cloudkeep watcher <watch@cloudkeep.test>"
+[[notify.contacts]]
+name = "ops"
+email = "ops@example.test"
+"#,
+            smtp.port()
+        ),
+    )
+    .unwrap();
+    let mut command = crate::harness::binary();
+    command
+        .args(["watch", "--server", &server.url(), "--config"])
+        .arg(&watch_config)
+        .args([
+            "--interval",
+            "1s",
+            "--failures",
+            "2",
+            "--stale-after",
+            "3s",
+            "--token",
+            &crate::harness::read_admin(&data_dir).token,
+        ]);
+    let watcher = Process::spawn(command);
+    wait_for("the agent's first report", Duration::from_secs(30), || {
+        let admin = admin.clone();
+        async move {
+            let hosts = admin.hosts().await.ok()?;
+            hosts
+                .hosts
+                .iter()
+                .any(|host| host.last_seen_ms.is_some())
+                .then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        smtp.messages().is_empty(),
+        "all is well: {:?}",
+        watcher.output_text()
+    );
+
+    // The only agent stops: after 3 s of silence and 2 probes, the watcher says so.
+    agent_process.kill9();
+    let mails = smtp.wait_for_messages(1, Duration::from_secs(20));
+    assert_eq!(mails[0].to, vec!["ops@example.test".to_owned()]);
+    assert!(
+        mails[0].body_text.contains("no agent has reported")
+            && mails[0].body_text.contains("edge1"),
+        "{}",
+        mails[0].body_text
+    );
+
+    // The server dies: the watcher, which depends on nothing of it, still pages.
+    let TestServer { process, .. } = server;
+    process.kill9();
+    let mails = smtp.wait_for_messages(2, Duration::from_secs(20));
+    assert!(
+        mails[1].subject.contains("[CRITICAL]")
+            && mails[1].body_text.contains("control plane not answering"),
+        "{} / {}",
+        mails[1].subject,
+        mails[1].body_text
+    );
+
+    // Back: one recovery for the server; the agent is still silent, so nothing about it.
+    let _restarted = TestServer::start(&data_dir, port).await;
+    let mails = smtp.wait_for_messages(3, Duration::from_secs(30));
+    assert!(
+        mails[2].subject.contains("[RESOLVED]"),
+        "{}",
+        mails[2].subject
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.messages().len(), 3, "{:?}", watcher.output_text());
+}
