@@ -132,6 +132,20 @@ fn agent(server: &str, state_dir: &Path, token: Option<&str>) -> Process {
     crate::harness::agent(server, state_dir, "edge1", token)
 }
 
+/// Applies `spec` (platform `shop`) and starts an agent for `edge1` enrolled with a fresh join token.
+async fn apply_and_enrol(server: &TestServer, spec: String, state_dir: &Path) -> Process {
+    let admin = server.admin_client();
+    admin.apply_spec("shop.json", spec).await.unwrap();
+    let token = admin
+        .create_token(&TokenCreateRequest {
+            platform: "shop".into(),
+            ttl_seconds: None,
+        })
+        .await
+        .unwrap();
+    agent(&server.url(), state_dir, Some(&token.token))
+}
+
 /// A server in `dir` reading the peers' config.
 async fn start_server(peers: &Peers, dir: &Path) -> TestServer {
     TestServer::start_with(
@@ -159,19 +173,8 @@ async fn agent_killed_pages_once_on_every_channel_and_its_return_sends_the_recov
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(&peers, dir.path()).await;
     let admin = server.admin_client();
-    admin
-        .apply_spec("shop.json", heartbeat_spec())
-        .await
-        .unwrap();
-    let token = admin
-        .create_token(&TokenCreateRequest {
-            platform: "shop".into(),
-            ttl_seconds: None,
-        })
-        .await
-        .unwrap();
     let state_dir = dir.path().join("agent");
-    let agent_process = agent(&server.url(), &state_dir, Some(&token.token));
+    let agent_process = apply_and_enrol(&server, heartbeat_spec(), &state_dir).await;
     wait_for("the agent's first report", Duration::from_secs(30), || {
         let admin = admin.clone();
         async move {
@@ -604,18 +607,12 @@ async fn the_watcher_pages_through_its_own_channel_when_agents_go_silent_and_the
     let port = cloudkeep_testkit::free_port();
     let server = TestServer::start(&data_dir, port).await;
     let admin = server.admin_client();
-    admin
-        .apply_spec("shop.json", crate::harness::spec("shop", &["edge1"]))
-        .await
-        .unwrap();
-    let token = admin
-        .create_token(&TokenCreateRequest {
-            platform: "shop".into(),
-            ttl_seconds: None,
-        })
-        .await
-        .unwrap();
-    let agent_process = agent(&server.url(), &dir.path().join("agent"), Some(&token.token));
+    let agent_process = apply_and_enrol(
+        &server,
+        crate::harness::spec("shop", &["edge1"]),
+        &dir.path().join("agent"),
+    )
+    .await;
 
     let watch_config = dir.path().join("watch.toml");
     std::fs::write(
