@@ -97,17 +97,18 @@ pub async fn run(
         batch.timeseries.extend(runs_to_series(&runs));
         append_own_metrics(&mut batch, now_ms, &outbox, collect_errors);
         outbox.push(&remote_write::encode(&batch))?;
-        drain(&client, &mut outbox, options.interval / 2).await?;
         if !runs.is_empty() {
             let report = CheckReport {
                 results: runs_to_report(&runs),
             };
             // Best effort: the statuses already travel as `check_status` samples through the
-            // outbox; the report only adds each check's message for the NOC.
+            // outbox; the report only adds each check's message for the NOC. It goes first so that
+            // an alert raised by the statuses carries the message that explains it.
             if let Err(err) = client.report_checks(&report).await {
                 tracing::debug!(error = %err, "check report not delivered");
             }
         }
+        drain(&client, &mut outbox, options.interval / 2).await?;
     }
     tracing::info!(
         pending_batches = outbox.len(),

@@ -4,6 +4,7 @@ mod harness;
 
 mod backfill;
 mod bad_input;
+mod collect_in;
 mod durability;
 mod enrolment;
 mod notifications;
