@@ -45,36 +45,55 @@ fn command(program: &Path) -> Command {
     }
 }
 
+/// A temp dir the server's user owns.
+fn server_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("cloudkeep-pg-")
+        .tempdir()
+        .expect("create temp dir");
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .expect("run chown");
+        assert!(status.success(), "chown of the PostgreSQL temp dir failed");
+    }
+    dir
+}
+
+/// Whether the binaries are there; panics under CI when they are not.
+fn binaries_present() -> bool {
+    let bins = bin_dir();
+    if bins.join("postgres").exists() {
+        return true;
+    }
+    assert!(
+        !crate::in_ci(),
+        "PostgreSQL binaries not found in {} (CI=true)",
+        bins.display()
+    );
+    eprintln!(
+        "skipping: PostgreSQL binaries not found in {}",
+        bins.display()
+    );
+    false
+}
+
 impl TestPostgres {
     /// Starts a server, or returns `None` (outside CI only) when the binaries are not installed.
     pub fn start() -> Option<TestPostgres> {
-        let bins = bin_dir();
-        if !bins.join("postgres").exists() {
-            assert!(
-                !crate::in_ci(),
-                "PostgreSQL binaries not found in {} (CI=true)",
-                bins.display()
-            );
-            eprintln!(
-                "skipping: PostgreSQL binaries not found in {}",
-                bins.display()
-            );
+        TestPostgres::start_with(&[])
+    }
+
+    /// Starts a server with extra `-c` settings (e.g. `("archive_mode", "on")`), or returns `None`
+    /// (outside CI only) when the binaries are not installed.
+    pub fn start_with(settings: &[(&str, &str)]) -> Option<TestPostgres> {
+        if !binaries_present() {
             return None;
         }
-        let dir = tempfile::Builder::new()
-            .prefix("cloudkeep-pg-")
-            .tempdir()
-            .expect("create temp dir");
-        let data = dir.path().join("data");
-        if is_root() {
-            let status = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("run chown");
-            assert!(status.success(), "chown of the PostgreSQL temp dir failed");
-        }
-        let output = command(&bins.join("initdb"))
+        let dir = server_dir();
+        let output = command(&bin_dir().join("initdb"))
             .args([
                 "-A",
                 "trust",
@@ -85,7 +104,7 @@ impl TestPostgres {
                 "UTF8",
                 "-D",
             ])
-            .arg(&data)
+            .arg(dir.path().join("data"))
             .output()
             .expect("run initdb");
         assert!(
@@ -93,10 +112,42 @@ impl TestPostgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+        Some(TestPostgres::run(dir, settings))
+    }
+
+    /// Starts a streaming standby of `primary` (a `pg_basebackup -R` copy).
+    pub fn start_standby(primary: &TestPostgres) -> TestPostgres {
+        let dir = server_dir();
+        let output = command(&bin_dir().join("pg_basebackup"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "-D",
+            ])
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("run pg_basebackup");
+        assert!(
+            output.status.success(),
+            "pg_basebackup failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        TestPostgres::run(dir, &[])
+    }
+
+    fn run(dir: tempfile::TempDir, settings: &[(&str, &str)]) -> TestPostgres {
         let port = free_port();
-        let child = command(&bins.join("postgres"))
+        let mut postgres = command(&bin_dir().join("postgres"));
+        postgres
             .arg("-D")
-            .arg(&data)
+            .arg(dir.path().join("data"))
             .args(["-p", &port.to_string(), "-k"])
             .arg(dir.path())
             .args([
@@ -106,14 +157,18 @@ impl TestPostgres {
                 "fsync=off",
                 "-c",
                 "max_connections=50",
-            ])
+            ]);
+        for (name, value) in settings {
+            postgres.arg("-c").arg(format!("{name}={value}"));
+        }
+        let child = postgres
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start postgres");
         let server = TestPostgres { child, dir, port };
         server.wait_ready();
-        Some(server)
+        server
     }
 
     /// A PostgreSQL client program aimed at this server as the `postgres` superuser.
@@ -163,6 +218,16 @@ impl TestPostgres {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The directory holding its Unix socket.
+    pub fn socket_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// A connection URL for the `postgres` superuser.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 }
 

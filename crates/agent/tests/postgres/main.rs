@@ -1,7 +1,5 @@
 //! The postgres check against real PostgreSQL 15 servers: samples, archiving, long transactions, replication and failures.
 
-mod server;
-
 use std::time::{Duration, Instant};
 
 use cloudkeep_agent::check::postgres::PostgresCheck;
@@ -10,7 +8,8 @@ use serde_json::json;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-use server::{TestPostgres, free_port};
+use cloudkeep_testkit::free_port;
+use cloudkeep_testkit::postgres::TestPostgres;
 
 fn check_for(port: u16, extra: serde_json::Value) -> PostgresCheck {
     let mut options = json!({"port": port}).as_object().unwrap().clone();
@@ -63,7 +62,7 @@ async fn poll_until(
 
 #[tokio::test]
 async fn a_fresh_server_reports_every_sample() {
-    let Some(server) = TestPostgres::start(&[]) else {
+    let Some(server) = TestPostgres::start_with(&[]) else {
         return;
     };
     execute(
@@ -139,7 +138,7 @@ async fn a_fresh_server_reports_every_sample() {
 #[tokio::test]
 async fn archived_wal_is_counted_with_its_age() {
     let Some(server) =
-        TestPostgres::start(&[("archive_mode", "on"), ("archive_command", "/bin/true")])
+        TestPostgres::start_with(&[("archive_mode", "on"), ("archive_command", "/bin/true")])
     else {
         return;
     };
@@ -170,7 +169,7 @@ async fn archived_wal_is_counted_with_its_age() {
 #[tokio::test]
 async fn failing_archive_commands_are_counted() {
     let Some(server) =
-        TestPostgres::start(&[("archive_mode", "on"), ("archive_command", "/bin/false")])
+        TestPostgres::start_with(&[("archive_mode", "on"), ("archive_command", "/bin/false")])
     else {
         return;
     };
@@ -204,7 +203,7 @@ async fn failing_archive_commands_are_counted() {
 
 #[tokio::test]
 async fn a_long_open_transaction_is_measured() {
-    let Some(server) = TestPostgres::start(&[]) else {
+    let Some(server) = TestPostgres::start_with(&[]) else {
         return;
     };
     let mut holder = PgConnection::connect(&server.url()).await.unwrap();
@@ -232,7 +231,7 @@ async fn a_long_open_transaction_is_measured() {
 
 #[tokio::test]
 async fn a_standby_and_its_primary_report_replication() {
-    let Some(primary) = TestPostgres::start(&[]) else {
+    let Some(primary) = TestPostgres::start_with(&[]) else {
         return;
     };
     let standby = TestPostgres::start_standby(&primary);
@@ -323,7 +322,7 @@ async fn a_silent_server_times_out() {
 
 #[tokio::test]
 async fn a_wrong_database_is_critical_with_the_server_reason() {
-    let Some(server) = TestPostgres::start(&[]) else {
+    let Some(server) = TestPostgres::start_with(&[]) else {
         return;
     };
     let mut check = check_for(server.port(), json!({"database": "nope"}));
