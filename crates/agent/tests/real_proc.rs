@@ -84,6 +84,7 @@ fn default_collectors_on_real_proc() {
     assert!(value("host_uptime_seconds") > 0.0);
     assert!(value("host_boot_time_seconds") > 1_000_000_000.0);
     assert!(value("host_load1") >= 0.0);
+    assert!(value("host_load5_per_cpu") >= 0.0);
 
     let filesystems = samples
         .iter()

@@ -3,8 +3,8 @@
 //!
 //! Metric names are those of `docs/metrics.md` (host metrics from the agent) plus the two the
 //! server computes (`cloudkeep_heartbeat_missed_intervals`) or a backup check reports
-//! (`backup_last_success_age_seconds`). There is deliberately no default on load: the agent
-//! reports `host_load1` not divided by the cpu count, so no threshold fits every host.
+//! (`backup_last_success_age_seconds`). The load default watches `host_load5_per_cpu` (the raw
+//! averages are not divided by the cpu count, so no threshold would fit every host).
 //!
 //! Checks that decide their own state (command, http, tcp… reporting a Nagios code) have no
 //! thresholds: they go through [`crate::evaluate_check_status`] with
@@ -153,6 +153,22 @@ pub static DEFAULT_RULES: &[DefaultRule] = &[
         },
     },
     DefaultRule {
+        monitor_kind: "load",
+        metric: "host_load5_per_cpu",
+        assumed_interval_ms: DEFAULT_AGENT_INTERVAL_MS,
+        // Twice as many runnable tasks as cpus for five minutes is a queue, four times an overload;
+        // the 5-minute average already smooths bursts, so five more minutes before raising.
+        params: || {
+            above(
+                (2.0, "load high"),
+                (4.0, "load overloaded"),
+                Some(1.5),
+                5 * MINUTE_MS,
+                DEFAULT_AGENT_INTERVAL_MS,
+            )
+        },
+    },
+    DefaultRule {
         monitor_kind: "heartbeat",
         metric: "cloudkeep_heartbeat_missed_intervals",
         assumed_interval_ms: DEFAULT_AGENT_INTERVAL_MS,
@@ -229,6 +245,7 @@ mod tests {
             ));
         }
         assert!(default_rule("load", "host_load1").is_none());
+        assert!(default_rule("load", "host_load5_per_cpu").is_some());
     }
 
     #[test]
@@ -273,6 +290,7 @@ mod tests {
             swap/host_swap_used_percent: above warning 50 "swap in use" critical 80 "swap nearly full" clear Some(40.0) for 300s no-data 30s flap 6/600s
             df/host_filesystem_used_percent: above warning 85 "filesystem filling up" critical 95 "filesystem full" clear Some(80.0) for 60s no-data 30s flap 6/600s
             df/host_filesystem_inodes_used_percent: above warning 85 "inodes running out" critical 95 "inodes exhausted" clear Some(80.0) for 60s no-data 30s flap 6/600s
+            load/host_load5_per_cpu: above warning 2 "load high" critical 4 "load overloaded" clear Some(1.5) for 300s no-data 30s flap 6/600s
             heartbeat/cloudkeep_heartbeat_missed_intervals: above warning 2 "heartbeat late" critical 3 "instance not responding" clear Some(1.0) for 0s no-data 30s flap 6/600s
             command/backup_last_success_age_seconds: above warning 93600 "backup overdue" critical 180000 "backup missing" clear Some(93600.0) for 0s no-data 10800s flap 6/600s
         "#]].assert_eq(&table);

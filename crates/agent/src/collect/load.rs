@@ -6,9 +6,12 @@ use crate::collect::{CollectError, Collector, ProcRoot, Sample};
 pub const LOAD1: &str = "host_load1";
 pub const LOAD5: &str = "host_load5";
 pub const LOAD15: &str = "host_load15";
+/// The 5-minute load average divided by the number of cpus: comparable across hosts.
+pub const LOAD5_PER_CPU: &str = "host_load5_per_cpu";
 
 /// `host_load1`, `host_load5`, `host_load15`: run-queue plus uninterruptible tasks averaged
-/// over 1, 5 and 15 minutes (not divided by the number of cpus).
+/// over 1, 5 and 15 minutes (not divided by the number of cpus), and `host_load5_per_cpu`
+/// (divided by the cpus listed in /proc/stat, so one threshold fits every host).
 #[derive(Debug)]
 pub struct LoadCollector {
     root: ProcRoot,
@@ -39,6 +42,22 @@ impl Collector for LoadCollector {
             }
             out.push(Sample::new(name, v));
         }
+        let stat = ProcFile::read(&self.root, "stat")?;
+        let cpus = stat
+            .text()?
+            .lines()
+            .filter(|line| {
+                line.strip_prefix("cpu")
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+            })
+            .count();
+        if cpus == 0 {
+            return Err(stat.malformed("no cpuN line"));
+        }
+        out.push(Sample::new(
+            LOAD5_PER_CPU,
+            f64::from(load.five) / cpus as f64,
+        ));
         Ok(())
     }
 }
@@ -52,13 +71,18 @@ mod tests {
     fn reads_the_three_averages() {
         let fx = Fixture::new();
         fx.write("loadavg", "0.50 1.25 2.00 3/512 12345\n");
+        fx.write(
+            "stat",
+            "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 1 2 3 4 5 6 7 8 9 10\ncpu1 1 2 3 4 5 6 7 8 9 10\nintr 0\nbtime 1\n",
+        );
         let mut c = LoadCollector::new(fx.root());
         for now in [0, 10_000] {
             let s = collect(&mut c, now);
-            assert_eq!(s.len(), 3);
+            assert_eq!(s.len(), 4);
             assert_close(value(&s, LOAD1, &[]), 0.5);
             assert_close(value(&s, LOAD5, &[]), 1.25);
             assert_close(value(&s, LOAD15, &[]), 2.0);
+            assert_close(value(&s, LOAD5_PER_CPU, &[]), 0.625);
         }
     }
 
