@@ -119,7 +119,8 @@ async fn an_unacknowledged_alert_escalates_to_the_next_group_and_an_acknowledged
     let mails = wait_for_mails(&smtp, 3).await;
     assert_eq!(mails[2].to, vec!["l2@example.test".to_owned()]);
     assert!(
-        mails[2].subject.contains("[ESCALATION 1]") && mails[2].body_text.contains("DiskFull"),
+        mails[2].subject.contains("[ESCALATION 1] shop:")
+            && mails[2].body_text.contains("DiskFull"),
         "{} / {}",
         mails[2].subject,
         mails[2].body_text

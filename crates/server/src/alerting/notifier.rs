@@ -417,7 +417,12 @@ impl Notifier {
     /// Sends every batch whose `group_wait` is over.
     async fn flush_due(&mut self) {
         let now_ms = self.server.now_ms();
-        for (platform, items) in self.grouper.due(now_ms) {
+        // Batch keys are platforms, with a suffix for escalations (they never wait for state changes).
+        for (_, items) in self.grouper.due(now_ms) {
+            let Some(platform) = items.first().map(|item| item.notice.alert.platform.clone())
+            else {
+                continue;
+            };
             self.send_batch(&platform, items, now_ms).await;
         }
     }
@@ -457,6 +462,14 @@ impl Notifier {
                 && last_notified == Some(item.notice.to)
             {
                 // It went back to the state already told while it waited: nothing new.
+                continue;
+            }
+            if current
+                .as_ref()
+                .is_some_and(|alert| alert.state != item.notice.to.as_str())
+            {
+                // It changed again while it waited and that change was decided on its own (e.g. a
+                // problem that recovered within `group_wait`, never told, so nothing to tell).
                 continue;
             }
             let severity = if item.notice.to == State::Ok {
