@@ -427,10 +427,14 @@ impl Engine {
             self.evaluate_slot(&rule, BTreeMap::new(), &[(now_ms, missed)], now_ms)
                 .await;
         }
+        // Only the slots whose timer (no data, end of flapping) may have fired: a tick costs a
+        // comparison per slot, not an evaluation.
         let keys: Vec<String> = self
             .slots
             .iter()
-            .filter(|(_, slot)| slot.rule.source != Source::Heartbeat)
+            .filter(|(_, slot)| {
+                slot.rule.source != Source::Heartbeat && timer_due(&slot.rule, &slot.state, now_ms)
+            })
             .map(|(key, _)| key.clone())
             .collect();
         for key in keys {
@@ -713,6 +717,25 @@ fn format_value(value: f64) -> String {
     } else {
         format!("{value:.2}")
     }
+}
+
+/// Whether evaluating `rule` without new samples at `now_ms` may change anything: its no-data deadline
+/// has passed, or it is flapping (flapping ends when old changes leave the window).
+fn timer_due(rule: &CompiledRule, state: &RuleState, now_ms: i64) -> bool {
+    if state.flapping {
+        return true;
+    }
+    if state.no_data {
+        return false;
+    }
+    let no_data_after_ms = match &rule.evaluation {
+        Evaluation::Threshold(params) => params.no_data_after_ms,
+        Evaluation::CheckStatus {
+            no_data_after_ms, ..
+        } => *no_data_after_ms,
+    };
+    let last = state.last_sample_ms.unwrap_or(state.created_ms);
+    now_ms >= last.saturating_add(no_data_after_ms)
 }
 
 fn run_rule(

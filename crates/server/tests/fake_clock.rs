@@ -1,4 +1,5 @@
-//! Escalation and acknowledgement through the running notifier, driven by a fake clock, with a real SMTP
+//! The running evaluator and notifier driven by a fake clock: escalation, acknowledgement and no data,
+//! with a real SMTP
 //! server (aiosmtpd) receiving the pages.
 
 use std::path::Path;
@@ -145,5 +146,93 @@ async fn an_unacknowledged_alert_escalates_to_the_next_group_and_an_acknowledged
         .events;
     assert_eq!(escalated.len(), 1, "{escalated:?}");
     assert_eq!(escalated[0].monitor, "DiskFull");
+    server.shutdown().await;
+}
+
+fn cpu_sample(host: &str, value: f64, at_ms: i64) -> Vec<u8> {
+    use cloudkeep_protocol::remote_write::{Label, Sample, TimeSeries, WriteRequest, encode};
+    encode(&WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![
+                Label {
+                    name: "__name__".into(),
+                    value: "host_cpu_busy_percent".into(),
+                },
+                Label {
+                    name: "host".into(),
+                    value: host.into(),
+                },
+            ],
+            samples: vec![Sample {
+                value,
+                timestamp: at_ms,
+            }],
+        }],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_series_goes_unknown_at_its_deadline_and_its_next_sample_brings_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FakeClock::new(START_MS));
+    let config = ServerConfig::from_toml(Path::new("t.toml"), "version = 1\n", dir.path()).unwrap();
+    let (server, admin) = Server::start(config, clock.clone()).await.unwrap();
+    let admin = server
+        .authenticate(Some(&admin.expect("a new installation").token))
+        .await
+        .unwrap();
+    let spec = serde_json::json!({
+        "version": 1, "platform": "shop", "isv": "acme", "tenant": "globex", "cloud": "gc-uk1",
+        "hosts": [{ "name": "h1", "components": [] }],
+        "monitors": [{ "name": "cpu", "kind": "cpu", "interval": "10s" }],
+        "rules": [{ "monitor": "cpu", "metric": "host_cpu_busy_percent", "warning": 80,
+                    "no_data_after": "30s" }]
+    });
+    server
+        .apply_spec(&admin, "shop.json", &spec.to_string())
+        .await
+        .unwrap();
+    server
+        .ingest_remote_write(&admin, cpu_sample("h1", 40.0, START_MS))
+        .await
+        .unwrap();
+    server.alerting().sync().await;
+    let state = |server: Server, admin: cloudkeep_server::Principal| async move {
+        server
+            .alerts(&admin, true)
+            .await
+            .unwrap()
+            .alerts
+            .into_iter()
+            .find(|alert| alert.monitor == "cpu")
+            .map(|alert| (alert.state, alert.message))
+    };
+
+    // 29 s of silence: still fine (no alert row at all, nothing ever changed).
+    clock.advance_ms(29_000);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(state(server.clone(), admin.clone()).await, None);
+
+    // Past 30 s: unknown, saying why.
+    clock.advance_ms(2_000);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (unknown, message) = loop {
+        if let Some(found) = state(server.clone(), admin.clone()).await {
+            break found;
+        }
+        assert!(std::time::Instant::now() < deadline, "never went unknown");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(unknown, "unknown");
+    assert!(message.contains("no data from h1"), "{message}");
+
+    // A sample again: ok.
+    server
+        .ingest_remote_write(&admin, cpu_sample("h1", 41.0, START_MS + 31_500))
+        .await
+        .unwrap();
+    server.alerting().sync().await;
+    let (back, _) = state(server.clone(), admin.clone()).await.unwrap();
+    assert_eq!(back, "ok");
     server.shutdown().await;
 }
