@@ -1,6 +1,5 @@
 //! The running evaluator and notifier driven by a fake clock: escalation, acknowledgement and no data,
-//! with a real SMTP
-//! server (aiosmtpd) receiving the pages.
+//! with a real SMTP server (aiosmtpd) receiving the pages.
 
 use std::path::Path;
 use std::sync::Arc;
