@@ -1,6 +1,7 @@
 //! `cargo xtask bench …`: Cloudkeep against reference tools on this machine.
 
 pub mod agent;
+pub mod alerts;
 pub mod ingest;
 
 use std::path::{Path, PathBuf};

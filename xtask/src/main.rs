@@ -1,4 +1,4 @@
-//! Cloudkeep developer tasks: `cargo xtask bench ingest|agent`.
+//! Cloudkeep developer tasks: `cargo xtask bench ingest|agent|alerts`.
 //!
 //! With the alias `xtask = "run --release -p xtask --"` in `.cargo/config.toml`:
 //!
@@ -7,6 +7,9 @@
 //!   in turn; CPU, peak RSS, bytes on disk and stored sample counts are compared.
 //! - `cargo xtask bench agent [--duration 150 | --quick]`: `cloudkeep agent`,
 //!   collectd and prometheus-node-exporter run side by side; RSS and CPU compared.
+//! - `cargo xtask bench alerts [--quick]`: alert latency from a crossing sample to the email on
+//!   a real SMTP server, `cloudkeep server` vs Prometheus + Alertmanager; rule evaluations per
+//!   CPU-second in-process and in the server.
 //!
 //! Everything listens on and talks to 127.0.0.1 only; every loop is bounded in
 //! count and time. `--only` picks contestants, `--cloudkeep-bin` skips the build.
@@ -44,6 +47,8 @@ enum Bench {
     Ingest(bench::ingest::Args),
     /// Host-agent overhead: cloudkeep agent vs collectd and prometheus-node-exporter.
     Agent(bench::agent::Args),
+    /// Alert latency vs Prometheus + Alertmanager, and rule evaluation cost.
+    Alerts(bench::alerts::Args),
 }
 
 fn main() -> Result<()> {
@@ -52,6 +57,7 @@ fn main() -> Result<()> {
         Top::Bench { which } => match which {
             Bench::Ingest(args) => bench::ingest::run(&args),
             Bench::Agent(args) => bench::agent::run(&args),
+            Bench::Alerts(args) => bench::alerts::run(&args),
         },
     }
 }

@@ -368,13 +368,31 @@ impl PlatformSpec {
     /// (in spec order), then the platform-wide monitors it does not replace.
     /// Empty when the host is not declared.
     pub fn monitors_for_host(&self, host: &HostName) -> Vec<&MonitorSpec> {
-        let Some(host) = self.host(host) else {
-            return Vec::new();
-        };
+        self.host(host)
+            .map(|host| self.monitors_of(host))
+            .unwrap_or_default()
+    }
+
+    /// Every monitor that runs on `host` (a host of this platform), as [`Self::monitors_for_host`],
+    /// without looking the host up by name.
+    pub fn monitors_of<'a>(&'a self, host: &'a HostSpec) -> Vec<&'a MonitorSpec> {
         let mut monitors: Vec<&MonitorSpec> = host.local_monitors().collect();
         let local: BTreeSet<&MonitorName> = monitors.iter().map(|m| &m.name).collect();
         monitors.extend(self.monitors.iter().filter(|m| !local.contains(&m.name)));
         monitors
+    }
+
+    /// Whether `rule` applies to `host`: it is listed in `hosts`, else it has `component`, else it
+    /// runs the rule's monitor.
+    pub fn rule_applies_to(&self, rule: &RuleSpec, host: &HostSpec) -> bool {
+        match (&rule.hosts, &rule.component) {
+            (Some(hosts), _) => hosts.contains(&host.name),
+            (None, Some(component)) => host.has_component(component),
+            (None, None) => self
+                .monitors_of(host)
+                .iter()
+                .any(|m| m.name == rule.monitor),
+        }
     }
 
     /// Names of the hosts a rule applies to, in spec order: the listed
@@ -383,14 +401,7 @@ impl PlatformSpec {
     pub fn rule_targets(&self, rule: &RuleSpec) -> Vec<&HostName> {
         self.hosts
             .iter()
-            .filter(|h| match (&rule.hosts, &rule.component) {
-                (Some(hosts), _) => hosts.contains(&h.name),
-                (None, Some(component)) => h.has_component(component),
-                (None, None) => self
-                    .monitors_for_host(&h.name)
-                    .iter()
-                    .any(|m| m.name == rule.monitor),
-            })
+            .filter(|h| self.rule_applies_to(rule, h))
             .map(|h| &h.name)
             .collect()
     }

@@ -1,7 +1,8 @@
 //! A real SMTP server (Debian's python3-aiosmtpd) on a free port, with optional TLS and AUTH; stopped on drop.
 //!
 //! The server writes every accepted message to `<dir>/mail/NNNN.eml` with a `NNNN.json` sidecar
-//! (envelope sender and recipients), both atomically, sidecar first, so a visible `.eml` is complete.
+//! (envelope sender and recipients, and when the message's data had arrived), both atomically, sidecar
+//! first, so a visible `.eml` is complete.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ const DEFAULT_PYTHON: &str = "/usr/bin/python3";
 
 /// The server program. It reads its settings from the JSON file named by its only argument.
 const SERVER_SCRIPT: &str = r#"
-import json, os, ssl, sys, threading
+import json, os, ssl, sys, threading, time
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -43,6 +44,8 @@ class RecordingHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        # Taken first: the whole message has arrived, the files below are bookkeeping.
+        received_at_ms = int(time.time() * 1000.0)
         with lock:
             if state["transient_left"] > 0:
                 state["transient_left"] -= 1
@@ -50,7 +53,11 @@ class RecordingHandler:
             state["accepted"] += 1
             number = state["accepted"]
         base = os.path.join(mail_dir, "%04d" % number)
-        sidecar = {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos)}
+        sidecar = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": list(envelope.rcpt_tos),
+            "received_at_ms": received_at_ms,
+        }
         write_atomically(base + ".json", json.dumps(sidecar).encode("utf-8"))
         write_atomically(base + ".eml", envelope.original_content or envelope.content)
         return "250 2.0.0 OK queued as %04d" % number
@@ -133,6 +140,9 @@ pub struct ReceivedMail {
     pub subject: String,
     /// Decoded first text body, empty when absent.
     pub body_text: String,
+    /// When the server had the whole message (end of DATA), Unix milliseconds on this machine's wall
+    /// clock, read before the message is written out (for latency measurements).
+    pub received_at_ms: i64,
 }
 
 impl ReceivedMail {
@@ -339,6 +349,7 @@ impl TestSmtp {
                     raw,
                     subject,
                     body_text,
+                    received_at_ms: sidecar["received_at_ms"].as_i64().unwrap_or_default(),
                 }
             })
             .collect()
@@ -375,6 +386,17 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Write};
 
+    /// This machine's wall clock in Unix milliseconds, as the server script reads it.
+    fn unix_ms() -> i64 {
+        i64::try_from(
+            std::time::UNIX_EPOCH
+                .elapsed()
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(i64::MAX)
+    }
+
     /// Speaks just enough SMTP by hand to prove the harness records a message and its envelope.
     #[test]
     fn plain_server_records_a_message() {
@@ -398,6 +420,7 @@ mod tests {
             }
         };
         expect_reply("220");
+        let before_ms = unix_ms();
         for (command, code) in [
             ("EHLO test\r\n", "250"),
             ("MAIL FROM:<a@example.org>\r\n", "250"),
@@ -408,8 +431,14 @@ mod tests {
             writer.write_all(command.as_bytes()).unwrap();
             expect_reply(code);
         }
+        let after_ms = unix_ms();
         let messages = server.wait_for_messages(1, Duration::from_secs(10));
         assert_eq!(messages.len(), 1);
+        assert!(
+            (before_ms..=after_ms).contains(&messages[0].received_at_ms),
+            "received at {} ms, expected between {before_ms} and {after_ms}",
+            messages[0].received_at_ms
+        );
         assert_eq!(messages[0].from, "a@example.org");
         assert_eq!(messages[0].to, vec!["b@example.org".to_owned()]);
         assert_eq!(messages[0].subject, "hello");

@@ -172,18 +172,16 @@ fn check_rules(problems: &mut Vec<Problem>, spec: &PlatformSpec) {
         .chain(spec.hosts.iter().flat_map(|h| h.local_monitors()))
         .map(|m| m.name.as_str())
         .collect();
-    let host_monitors: HashMap<&HostName, BTreeSet<&str>> = spec
-        .hosts
-        .iter()
-        .map(|h| {
-            let names = spec
-                .monitors_for_host(&h.name)
+    // The first host of each name (a duplicate name is reported on its own).
+    let mut host_monitors: HashMap<&HostName, BTreeSet<&str>> = HashMap::new();
+    for host in &spec.hosts {
+        host_monitors.entry(&host.name).or_insert_with(|| {
+            spec.monitors_of(host)
                 .into_iter()
                 .map(|m| m.name.as_str())
-                .collect();
-            (&h.name, names)
-        })
-        .collect();
+                .collect()
+        });
+    }
 
     // (host, monitor, metric, level) -> index of the first rule claiming it
     let mut claimed: BTreeMap<(&str, &str, &str, Level), usize> = BTreeMap::new();

@@ -167,10 +167,10 @@ pub fn compile(platforms: &[PlatformSpec]) -> RuleSet {
                 platform: platform.platform.to_string(),
                 host: host.name.to_string(),
             });
-            let monitors = platform.monitors_for_host(&host.name);
+            let monitors = platform.monitors_of(host);
             let mut overridden: BTreeSet<(String, String)> = BTreeSet::new();
             for rule in &platform.rules {
-                if !platform.rule_targets(rule).contains(&&host.name) {
+                if !platform.rule_applies_to(rule, host) {
                     continue;
                 }
                 let Some(monitor) = monitors.iter().find(|m| m.name == rule.monitor) else {
