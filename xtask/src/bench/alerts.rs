@@ -452,7 +452,7 @@ fn report_server_cost(costs: &[server_cost::ServerCost]) {
             );
         }
         println!(
-            "the no-data tick re-evaluates every rule state each second: {} % of a core with {} states",
+            "the evaluator's 1 s no-data tick (a deadline check per rule state) at rest: {} % of a core with {} states",
             table::num((rules.quiet_cpu_per_s - plain.quiet_cpu_per_s) * 100.0, 1),
             table::int(rules.samples_per_round as u64)
         );
