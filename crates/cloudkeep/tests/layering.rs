@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tsdb", &[]),
     ("alerting", &["model"]),
     ("notify", &[]),
+    ("backup", &[]),
     (
         "server",
         &[

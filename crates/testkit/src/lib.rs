@@ -1,11 +1,13 @@
-//! Test harnesses for real peers: a throwaway PostgreSQL server, a real SMTP server (aiosmtpd),
-//! an HTTP receiver standing in for SMS gateways and webhook endpoints, and free loopback ports.
+//! Test harnesses for real peers: a throwaway PostgreSQL server, a real SMTP server (aiosmtpd), an
+//! S3-compatible server (moto), an HTTP receiver standing in for SMS gateways and webhook endpoints,
+//! and free loopback ports.
 //!
 //! Used only as a dev-dependency. When `CI=true` a missing tool is a test failure, never a skip.
 #![forbid(unsafe_code)]
 
 pub mod http_sink;
 pub mod postgres;
+pub mod s3;
 pub mod smtp;
 
 use std::net::TcpListener;
