@@ -365,6 +365,30 @@ impl Client {
             .await
     }
 
+    /// Stores the public half of an ISV's backup key pair.
+    pub async fn create_backup_key(
+        &self,
+        request: &cloudkeep_protocol::backup::BackupKeyCreate,
+    ) -> Result<cloudkeep_protocol::backup::BackupKeyView, ClientError> {
+        self.json(
+            self.request(reqwest::Method::POST, "/api/v1/backup-keys")
+                .json(request),
+        )
+        .await
+    }
+
+    /// The stored public backup keys, of one ISV or all.
+    pub async fn backup_keys(
+        &self,
+        isv: Option<&str>,
+    ) -> Result<cloudkeep_protocol::backup::BackupKeyList, ClientError> {
+        let mut request = self.request(reqwest::Method::GET, "/api/v1/backup-keys");
+        if let Some(isv) = isv {
+            request = request.query(&[("isv", isv)]);
+        }
+        self.json(request).await
+    }
+
     /// Raises (or resolves) alerts the way Alertmanager's clients do (`POST /api/v2/alerts`).
     pub async fn raise_alerts(&self, alerts: &[PostableAlert]) -> Result<(), ClientError> {
         self.send(

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{alerts, operator, roles, watch};
+use crate::{alerts, keys, operator, roles, watch};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -112,6 +112,34 @@ pub enum Command {
     /// Notifications: send a test message to a contact.
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Backup encryption keys: the server keeps only their public halves.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make an age key pair for an ISV here: the private key goes to --out (mode 0600, for the key
+    /// custodian), only the public key goes to the server.
+    Create {
+        #[arg(long)]
+        isv: String,
+        /// Where to write the private key; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+        /// Who keeps the private key, for the record.
+        #[arg(long, short = 'm', default_value = "")]
+        comment: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The stored public keys.
+    List {
+        #[arg(long)]
+        isv: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -492,6 +520,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Silence(command) => alerts::silence(&command).await,
         Command::Deliveries(remote) => alerts::deliveries(&remote).await,
         Command::Notify(command) => alerts::notify(&command).await,
+        Command::Keys(command) => keys::run(&command).await,
     }
 }
 

@@ -4,6 +4,7 @@
 mod alerts;
 mod cli;
 mod context;
+mod keys;
 mod operator;
 mod output;
 mod roles;

@@ -18,7 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "server",
         &[
-            "model", "alerting", "notify", "protocol", "store", "tsdb", "stdx",
+            "model", "alerting", "notify", "backup", "protocol", "store", "tsdb", "stdx",
         ],
     ),
     ("http", &["server", "protocol", "model", "stdx"]),
@@ -27,7 +27,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "cloudkeep",
         &[
             "model", "protocol", "client", "server", "http", "agent", "store", "tsdb", "stdx",
-            "notify", "alerting",
+            "notify", "alerting", "backup",
         ],
     ),
 ];

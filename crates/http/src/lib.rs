@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod alerting;
+mod backup;
 mod error;
 mod extract;
 mod handlers;
@@ -63,6 +64,10 @@ pub fn app(server: Server) -> Router {
         .route("/api/v1/deliveries", get(alerting::deliveries))
         .route("/api/v1/notify/test", post(alerting::notify_test))
         .route("/api/v2/alerts", post(alerting::alertmanager_alerts))
+        .route(
+            "/api/v1/backup-keys",
+            get(backup::list).post(backup::create),
+        )
         .route("/api/v1/agent/config", get(alerting::agent_config))
         .route("/api/v1/agent/checks", post(alerting::agent_checks))
         .fallback(handlers::not_found)

@@ -37,6 +37,8 @@ use crate::{alerting, handlers};
         alerting::deliveries,
         alerting::notify_test,
         alerting::alertmanager_alerts,
+        crate::backup::list,
+        crate::backup::create,
         alerting::agent_config,
         alerting::agent_checks,
     ),

@@ -5,6 +5,7 @@
 
 pub mod alerting;
 pub mod api;
+pub mod backup;
 pub mod collectd;
 pub mod credential;
 pub mod remote_write;

@@ -57,6 +57,8 @@ pub enum Permission {
     RaiseAlerts,
     /// Agents: fetch their own config and report their checks.
     AgentReport,
+    /// Store ISVs' public backup keys (admins only: they decide who can read every backup).
+    ManageBackupKeys,
 }
 
 /// An authenticated caller.
@@ -100,7 +102,10 @@ impl Principal {
             Principal::User {
                 role: Role::Operator,
                 ..
-            } => !matches!(permission, Permission::ReadAudit | Permission::AgentReport),
+            } => !matches!(
+                permission,
+                Permission::ReadAudit | Permission::AgentReport | Permission::ManageBackupKeys
+            ),
             Principal::User {
                 role: Role::Viewer, ..
             } => permission == Permission::Read,
@@ -423,6 +428,7 @@ mod tests {
         assert!(!viewer.allows(Permission::WriteMetrics));
         assert!(operator.allows(Permission::ApplySpec));
         assert!(!operator.allows(Permission::ReadAudit));
+        assert!(!operator.allows(Permission::ManageBackupKeys));
         assert!(agent.allows(Permission::WriteMetrics));
         assert!(!agent.allows(Permission::Read));
     }

@@ -5,6 +5,7 @@
 
 pub mod alerting;
 pub mod auth;
+mod backup;
 pub mod collectd;
 pub mod config;
 pub mod enrol;

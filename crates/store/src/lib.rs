@@ -5,6 +5,7 @@
 
 mod alerting;
 mod audit;
+mod backup;
 mod records;
 
 use std::borrow::Cow;
@@ -18,6 +19,7 @@ pub use alerting::{
     AlertRecord, DeliveryRecord, EventFilter, EventRecord, MaintenanceRecord, SilenceRecord,
 };
 pub use audit::{AuditRecord, chain_is_valid};
+pub use backup::BackupKeyRecord;
 pub use records::{
     AgentRecord, ApiTokenRecord, ApplyOutcome, HostRecord, JoinTokenRecord, PlatformRecord,
     UserRecord,
@@ -70,6 +72,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("alerting"),
             MigrationType::Simple,
             include_str!("../migrations/0002_alerting.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            3,
+            Cow::Borrowed("backup_keys"),
+            MigrationType::Simple,
+            include_str!("../migrations/0003_backup_keys.sql").into_sql_str(),
             false,
         ),
     ])
@@ -440,7 +449,7 @@ impl Store {
     }
 }
 
-fn conflict_or(err: sqlx::Error, message: String) -> StoreError {
+pub(crate) fn conflict_or(err: sqlx::Error, message: String) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message),
         _ => StoreError::Database(err),

@@ -41,6 +41,9 @@ const CASES: &[(&str, Case)] = &[
     ("maintenance_silences_deliveries_cursors", |store| {
         Box::pin(maintenance_silences_deliveries_cursors(store))
     }),
+    ("backup_keys_are_listed_per_isv_and_unique", |store| {
+        Box::pin(backup_keys_are_listed_per_isv_and_unique(store))
+    }),
 ];
 
 #[tokio::test]
@@ -540,4 +543,34 @@ async fn maintenance_silences_deliveries_cursors(store: Store) {
     store.set_cursor("maintenance", 10).await.unwrap();
     store.set_cursor("maintenance", 20).await.unwrap();
     assert_eq!(store.get_cursor("maintenance").await.unwrap(), Some(20));
+}
+
+async fn backup_keys_are_listed_per_isv_and_unique(store: Store) {
+    let key = |id: &str, isv: &str, recipient: &str, at: i64| cloudkeep_store::BackupKeyRecord {
+        id: id.into(),
+        isv: isv.into(),
+        recipient: recipient.into(),
+        comment: "custodian: alice".into(),
+        created_by: "admin".into(),
+        created_at_ms: at,
+    };
+    let first = key("k1", "acme", "age1first", 1);
+    let second = key("k2", "acme", "age1second", 2);
+    let other = key("k3", "globex", "age1third", 3);
+    for record in [&first, &second, &other] {
+        store.insert_backup_key(record).await.unwrap();
+    }
+    assert_eq!(
+        store.list_backup_keys(Some("acme")).await.unwrap(),
+        [first.clone(), second]
+    );
+    assert_eq!(store.list_backup_keys(None).await.unwrap().len(), 3);
+    let duplicate = store
+        .insert_backup_key(&key("k4", "globex", "age1first", 4))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(duplicate, cloudkeep_store::StoreError::Conflict(_)),
+        "{duplicate:?}"
+    );
 }

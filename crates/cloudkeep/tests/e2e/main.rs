@@ -7,6 +7,7 @@ mod bad_input;
 mod collect_in;
 mod durability;
 mod enrolment;
+mod keys;
 mod notifications;
 mod postgres;
 mod up;
