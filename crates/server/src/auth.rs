@@ -351,6 +351,21 @@ impl Server {
             .await;
     }
 
+    /// A read of the state store by `caller`: permission checked first, then the read, then the audit
+    /// entry (failed reads are audited too).
+    pub(crate) async fn audited_read<T>(
+        &self,
+        caller: &Principal,
+        action: &str,
+        target: &str,
+        read: impl std::future::Future<Output = Result<T, cloudkeep_store::StoreError>>,
+    ) -> Result<T, ServiceError> {
+        caller.require(Permission::Read)?;
+        let result = read.await.map_err(ServiceError::from);
+        self.audit(caller, action, target, &result).await;
+        result
+    }
+
     pub(crate) async fn audit_system(&self, action: &str, target: &str, outcome: &str) {
         self.write_audit("system", action, target, outcome).await;
     }

@@ -65,18 +65,13 @@ impl Server {
         caller: &Principal,
         isv: Option<&str>,
     ) -> Result<BackupKeyList, ServiceError> {
-        caller.require(Permission::Read)?;
-        let result = self
-            .store()
-            .list_backup_keys(isv)
-            .await
-            .map(|records| BackupKeyList {
+        self.audited_read(caller, "backup_keys.list", "backup_keys", async {
+            let records = self.store().list_backup_keys(isv).await?;
+            Ok(BackupKeyList {
                 keys: records.into_iter().map(key_view).collect(),
             })
-            .map_err(ServiceError::from);
-        self.audit(caller, "backup_keys.list", "backup_keys", &result)
-            .await;
-        result
+        })
+        .await
     }
 }
 

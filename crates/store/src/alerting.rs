@@ -409,14 +409,7 @@ impl Store {
 
     /// Marks a window deleted (kept for the record); false when there is no such live window.
     pub async fn delete_maintenance(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE maintenance_windows SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
-        )
-        .bind(at_ms)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() > 0)
+        self.soft_delete("maintenance_windows", id, at_ms).await
     }
 
     pub async fn insert_silence(&self, silence: &SilenceRecord) -> Result<(), StoreError> {
@@ -456,13 +449,25 @@ impl Store {
             .collect()
     }
 
+    /// Marks a silence deleted (kept for the record); false when there is no such live silence.
     pub async fn delete_silence(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
-        let result =
-            sqlx::query("UPDATE silences SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
-                .bind(at_ms)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+        self.soft_delete("silences", id, at_ms).await
+    }
+
+    /// Sets `deleted_at` on a live row of `table` (one of this module's constant table names).
+    async fn soft_delete(
+        &self,
+        table: &'static str,
+        id: &str,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {table} SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL"
+        )))
+        .bind(at_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(result.rows_affected() > 0)
     }
 

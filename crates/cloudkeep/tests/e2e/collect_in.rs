@@ -46,6 +46,27 @@ async fn latest_by(client: &Client, selector: &str, label: &str) -> Vec<(String,
         .collect()
 }
 
+/// Waits (30 s at most) until a series matching `selector` has `label` = `value`; every latest value by `label`.
+async fn wait_for_series(
+    client: &Client,
+    selector: &str,
+    label: &str,
+    value: &str,
+) -> Vec<(String, f64)> {
+    wait_for(
+        &format!("{selector} with {label}={value}"),
+        Duration::from_secs(30),
+        || async move {
+            let values = latest_by(client, selector, label).await;
+            values
+                .iter()
+                .any(|(found, _)| found == value)
+                .then_some(values)
+        },
+    )
+    .await
+}
+
 fn collectd_config(dir: &Path, hostname: &str, output: &str) -> PathBuf {
     let base = dir.join(hostname);
     std::fs::create_dir_all(&base).unwrap();
@@ -162,48 +183,22 @@ users = {{ ck = "collectd-secret" }}
     ));
 
     for host in ["udp-host", "http-host"] {
-        let cpu = wait_for(
-            &format!("collectd cpu values of {host}"),
-            Duration::from_secs(30),
-            || {
-                let admin = admin.clone();
-                async move {
-                    let values = latest_by(
-                        &admin,
-                        &format!("collectd_cpu_total{{host=\"{host}\"}}"),
-                        "type",
-                    )
-                    .await;
-                    values
-                        .iter()
-                        .any(|(kind, _)| kind == "idle")
-                        .then_some(values)
-                }
-            },
+        let cpu = wait_for_series(
+            &admin,
+            &format!("collectd_cpu_total{{host=\"{host}\"}}"),
+            "type",
+            "idle",
         )
         .await;
         assert!(
             cpu.iter().all(|(_, value)| *value >= 0.0),
             "{host}: {cpu:?}"
         );
-        let memory = wait_for(
-            &format!("collectd memory of {host}"),
-            Duration::from_secs(15),
-            || {
-                let admin = admin.clone();
-                async move {
-                    let values = latest_by(
-                        &admin,
-                        &format!("collectd_memory{{host=\"{host}\"}}"),
-                        "memory",
-                    )
-                    .await;
-                    values
-                        .iter()
-                        .any(|(kind, _)| kind == "used")
-                        .then_some(values)
-                }
-            },
+        let memory = wait_for_series(
+            &admin,
+            &format!("collectd_memory{{host=\"{host}\"}}"),
+            "memory",
+            "used",
         )
         .await;
         let used = memory
@@ -212,21 +207,11 @@ users = {{ ck = "collectd-secret" }}
             .map(|(_, value)| *value)
             .unwrap();
         assert!(used > 1e6, "{host}: used memory {used} bytes");
-        let df = wait_for(
-            &format!("collectd df of {host}"),
-            Duration::from_secs(15),
-            || {
-                let admin = admin.clone();
-                async move {
-                    let values = latest_by(
-                        &admin,
-                        &format!("collectd_df_df_complex{{host=\"{host}\", df=\"root\"}}"),
-                        "type",
-                    )
-                    .await;
-                    (!values.is_empty()).then_some(values)
-                }
-            },
+        let df = wait_for_series(
+            &admin,
+            &format!("collectd_df_df_complex{{host=\"{host}\", df=\"root\"}}"),
+            "type",
+            "used",
         )
         .await;
         assert!(

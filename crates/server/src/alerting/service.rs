@@ -49,16 +49,13 @@ impl Server {
             alert_key: query.alert.clone(),
             limit: query.limit.unwrap_or(100),
         };
-        let result = self
-            .store()
-            .list_events(&filter)
-            .await
-            .map(|events| EventList {
+        self.audited_read(caller, "events.list", "events", async {
+            let events = self.store().list_events(&filter).await?;
+            Ok(EventList {
                 events: events.into_iter().map(event_view).collect(),
             })
-            .map_err(ServiceError::from);
-        self.audit(caller, "events.list", "events", &result).await;
-        result
+        })
+        .await
     }
 
     /// Alerts not ok (or all, with `include_ok`).
@@ -67,17 +64,13 @@ impl Server {
         caller: &Principal,
         include_ok: bool,
     ) -> Result<AlertList, ServiceError> {
-        caller.require(Permission::Read)?;
-        let result = self
-            .store()
-            .list_alerts(include_ok)
-            .await
-            .map(|alerts| AlertList {
+        self.audited_read(caller, "alerts.list", "alerts", async {
+            let alerts = self.store().list_alerts(include_ok).await?;
+            Ok(AlertList {
                 alerts: alerts.into_iter().map(alert_view).collect(),
             })
-            .map_err(ServiceError::from);
-        self.audit(caller, "alerts.list", "alerts", &result).await;
-        result
+        })
+        .await
     }
 
     /// Acknowledges an alert: who and why are recorded as an event, and it is not notified
@@ -214,18 +207,17 @@ impl Server {
         &self,
         caller: &Principal,
     ) -> Result<MaintenanceList, ServiceError> {
-        caller.require(Permission::Read)?;
         let now_ms = self.now_ms();
-        let records = self.store().list_maintenance().await?;
-        let result = Ok(MaintenanceList {
-            windows: records
-                .into_iter()
-                .filter_map(|record| maintenance_view(record, now_ms))
-                .collect(),
-        });
-        self.audit(caller, "maintenance.list", "maintenance", &result)
-            .await;
-        result
+        self.audited_read(caller, "maintenance.list", "maintenance", async {
+            let records = self.store().list_maintenance().await?;
+            Ok(MaintenanceList {
+                windows: records
+                    .into_iter()
+                    .filter_map(|record| maintenance_view(record, now_ms))
+                    .collect(),
+            })
+        })
+        .await
     }
 
     pub async fn maintenance_create(
@@ -295,14 +287,13 @@ impl Server {
     }
 
     pub async fn silence_list(&self, caller: &Principal) -> Result<SilenceList, ServiceError> {
-        caller.require(Permission::Read)?;
-        let records = self.store().list_silences(self.now_ms()).await?;
-        let result = Ok(SilenceList {
-            silences: records.into_iter().filter_map(silence_view).collect(),
-        });
-        self.audit(caller, "silences.list", "silences", &result)
-            .await;
-        result
+        self.audited_read(caller, "silences.list", "silences", async {
+            let records = self.store().list_silences(self.now_ms()).await?;
+            Ok(SilenceList {
+                silences: records.into_iter().filter_map(silence_view).collect(),
+            })
+        })
+        .await
     }
 
     pub async fn silence_create(
@@ -365,18 +356,13 @@ impl Server {
     }
 
     pub async fn deliveries(&self, caller: &Principal) -> Result<DeliveryList, ServiceError> {
-        caller.require(Permission::Read)?;
-        let result = self
-            .store()
-            .list_deliveries(200)
-            .await
-            .map(|records| DeliveryList {
+        self.audited_read(caller, "deliveries.list", "deliveries", async {
+            let records = self.store().list_deliveries(200).await?;
+            Ok(DeliveryList {
                 deliveries: records.into_iter().map(delivery_view).collect(),
             })
-            .map_err(ServiceError::from);
-        self.audit(caller, "deliveries.list", "deliveries", &result)
-            .await;
-        result
+        })
+        .await
     }
 
     /// Sends a test notification to `request.contact` on each of its channels (once, no retries, no rate
