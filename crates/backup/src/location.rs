@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The region used when the configuration names none (what most S3-compatible stores expect).
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -14,7 +14,7 @@ fn default_region() -> String {
 }
 
 /// A repository's place, as written in the configuration (`kind = "local"` or `kind = "s3"`).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RepoLocation {
     /// A directory on this machine (or a mounted file system). It must exist; the prefix

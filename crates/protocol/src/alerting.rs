@@ -282,6 +282,9 @@ pub struct AgentConfig {
     /// Changes whenever the platform spec changes; agents rebuild their checks then.
     pub revision: i64,
     pub monitors: Vec<AgentMonitor>,
+    /// The databases this host backs up (absent from older servers).
+    #[serde(default)]
+    pub backups: Vec<crate::backup::AgentBackupJob>,
 }
 
 /// One check run's status and message (the metrics travel through remote_write).
