@@ -12,6 +12,7 @@ mod error;
 mod keys;
 mod location;
 mod names;
+pub mod pg;
 mod repository;
 
 pub use error::RepoError;

@@ -220,6 +220,11 @@ impl TestPostgres {
         self.port
     }
 
+    /// Its data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// The directory holding its Unix socket.
     pub fn socket_dir(&self) -> &std::path::Path {
         self.dir.path()

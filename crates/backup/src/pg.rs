@@ -1,0 +1,37 @@
+//! PostgreSQL backups on top of the repository: WAL files archived with a receipt each, full base
+//! backups of a data directory with a manifest, retention that never breaks a restorable chain,
+//! verification without any key, and restores with point-in-time recovery.
+//!
+//! Everything of one database lives under `<platform>/<database>/` in the ISV's repository (see
+//! [`DatabaseLayout`]). What counts is decided by manifests only: a WAL file is archived once its
+//! receipt (`manifests/<platform>/<database>/wal/<name>`) exists, a base backup once its manifest
+//! (`manifests/<platform>/<database>/base/<id>`) does.
+
+mod archive;
+mod base;
+mod error;
+mod layout;
+mod restore;
+mod retention;
+mod session;
+mod verify;
+mod walname;
+
+pub use archive::{ArchiveOutcome, WalReceipt, archive_wal_file, read_wal_receipts};
+pub use base::{
+    BaseBackupSettings, BaseFile, BaseManifest, DataDirUpload, DirEntry, FilePiece, StopInfo,
+    list_base_manifests, upload_data_dir,
+};
+pub use error::PgBackupError;
+pub use layout::DatabaseLayout;
+pub use restore::{
+    RecoveryOutcome, RecoverySettings, RecoveryTarget, RestorePlan, RestoreSummary, WAL_CACHE,
+    plan_restore, recover, restore_files,
+};
+pub use retention::{RetentionPolicy, RetentionResult, apply_retention};
+pub use session::{connect, take_base_backup};
+pub use verify::{VerifyProblem, VerifyReport, verify_database};
+pub use walname::{DEFAULT_SEGMENT_SIZE, WalKind, WalName};
+
+/// Version of the manifest and receipt formats written by this build.
+pub const PG_FORMAT_VERSION: u32 = 1;

@@ -1,0 +1,581 @@
+//! Restoring a database: choose the base backup and WAL for the target, fetch and verify all of
+//! it in parallel before PostgreSQL is started (so a damaged object stops the restore early),
+//! write the recovery settings, then run PostgreSQL until it has recovered to the target and
+//! promoted.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::{
+    BaseManifest, DatabaseLayout, FilePiece, PgBackupError, WalName, WalReceipt,
+    list_base_manifests, read_wal_receipts,
+};
+use crate::{Identity, Repository};
+
+/// The folder inside the restored data directory that holds the fetched WAL until PostgreSQL has
+/// replayed it; removed once recovery is done.
+pub const WAL_CACHE: &str = "cloudkeep_restore_wal";
+
+/// WAL archived this long after a time target is fetched too, so recovery finds a commit past
+/// the target (the agent's heartbeat commits every few seconds).
+const TARGET_MARGIN_MS: i64 = 5 * 60_000;
+
+/// How far to recover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecoveryTarget {
+    /// To the end of the archived WAL.
+    Latest,
+    /// To this instant (Unix ms): transactions committed at or before it are kept.
+    Time(i64),
+}
+
+/// What a restore will use.
+#[derive(Debug, Clone)]
+pub struct RestorePlan {
+    /// The base backup.
+    pub base: BaseManifest,
+    /// The WAL files to fetch, in replay order.
+    pub wal: Vec<WalReceipt>,
+    /// The target.
+    pub target: RecoveryTarget,
+}
+
+fn format_ms(at_ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(at_ms)
+        .map(|timestamp| timestamp.strftime("%Y-%m-%d %H:%M:%S%.3f+00").to_string())
+        .unwrap_or_else(|_| format!("{at_ms} ms"))
+}
+
+/// Chooses the newest base backup that finished before the target and the continuous WAL from
+/// its start up to the target, or says why no restore can reach it.
+pub async fn plan_restore(
+    repository: &Repository,
+    layout: &DatabaseLayout,
+    target: RecoveryTarget,
+) -> Result<RestorePlan, PgBackupError> {
+    let bases = list_base_manifests(repository, layout).await?;
+    let Some(oldest) = bases.first() else {
+        return Err(PgBackupError::Plan(format!(
+            "{}/{} has no base backup in {}",
+            layout.platform(),
+            layout.database(),
+            repository.root()
+        )));
+    };
+    let base = match target {
+        RecoveryTarget::Latest => bases.last(),
+        RecoveryTarget::Time(at_ms) => bases.iter().rev().find(|base| base.stopped_at_ms <= at_ms),
+    }
+    .cloned()
+    .ok_or_else(|| {
+        PgBackupError::Plan(format!(
+            "no base backup finished before the target; the oldest ({}) finished at {}",
+            oldest.id,
+            format_ms(oldest.stopped_at_ms)
+        ))
+    })?;
+    let receipts = read_wal_receipts(repository, layout).await?;
+    let by_segment: BTreeMap<u64, &WalReceipt> = receipts
+        .iter()
+        .filter(|receipt| receipt.is_segment() && receipt.timeline == base.timeline)
+        .map(|receipt| (receipt.segment, receipt))
+        .collect();
+    let start = WalName::parse(&base.start_wal)
+        .ok_or_else(|| PgBackupError::NotWal {
+            name: base.start_wal.clone(),
+        })?
+        .segment_number(base.segment_size);
+    let stop = WalName::parse(&base.stop_wal)
+        .ok_or_else(|| PgBackupError::NotWal {
+            name: base.stop_wal.clone(),
+        })?
+        .segment_number(base.segment_size);
+    let mut wal = Vec::new();
+    let mut number = start;
+    while let Some(receipt) = by_segment.get(&number) {
+        if let RecoveryTarget::Time(at_ms) = target
+            && number > stop
+            && wal
+                .last()
+                .is_some_and(|last: &WalReceipt| last.archived_at_ms > at_ms + TARGET_MARGIN_MS)
+        {
+            break;
+        }
+        wal.push((*receipt).clone());
+        number += 1;
+    }
+    if number <= stop {
+        return Err(PgBackupError::Plan(format!(
+            "WAL segment {} needed by base backup {} is missing from the repository",
+            WalName::segment_name(base.timeline, number, base.segment_size),
+            base.id
+        )));
+    }
+    if let RecoveryTarget::Time(at_ms) = target {
+        let newest = wal.last().map_or(0, |receipt| receipt.archived_at_ms);
+        if newest < at_ms {
+            let gap = by_segment
+                .range(number..)
+                .next()
+                .map(|_| {
+                    format!(
+                        " (segment {} is missing, later ones exist)",
+                        WalName::segment_name(base.timeline, number, base.segment_size)
+                    )
+                })
+                .unwrap_or_default();
+            return Err(PgBackupError::Plan(format!(
+                "the WAL continuous from base backup {} ends with a segment archived at {}, before the target {}{gap}; use --latest or an earlier time",
+                base.id,
+                format_ms(newest),
+                format_ms(at_ms)
+            )));
+        }
+    }
+    Ok(RestorePlan { base, wal, target })
+}
+
+/// What [`restore_files`] wrote.
+#[derive(Debug, Clone)]
+pub struct RestoreSummary {
+    /// Files written.
+    pub files: usize,
+    /// Bytes of data files written.
+    pub bytes: u64,
+    /// WAL files fetched.
+    pub wal_files: usize,
+    /// How long fetching took.
+    pub elapsed: Duration,
+}
+
+/// Settings PostgreSQL gets for the recovery.
+#[derive(Debug, Clone, Default)]
+pub struct RecoverySettings {
+    /// Port for the restored server; its configured one when absent.
+    pub port: Option<u16>,
+    /// Directory for its Unix sockets; its configured one when absent.
+    pub socket_dir: Option<PathBuf>,
+    /// Directory of `pg_ctl` and `pg_controldata`; `/usr/lib/postgresql/<version>/bin` when absent.
+    pub pg_bin: Option<PathBuf>,
+    /// Run PostgreSQL as this user (through `runuser`), needed when restoring as root.
+    pub run_as: Option<String>,
+    /// Leave the server running after promotion (else it is stopped cleanly).
+    pub keep_running: bool,
+    /// Give up waiting for recovery after this long.
+    pub timeout: Duration,
+}
+
+/// Checks that `dir` does not exist or is empty; returns whether it must be created.
+fn check_destination(dir: &Path) -> Result<bool, PgBackupError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                Err(PgBackupError::Destination {
+                    path: dir.to_owned(),
+                    message: "not empty; restore into a new or empty directory".to_owned(),
+                })
+            } else {
+                Ok(false)
+            }
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(error) => Err(PgBackupError::io(dir)(error)),
+    }
+}
+
+/// A path inside `dir` from a manifest, refusing anything that could leave it.
+fn inside(dir: &Path, relative: &str) -> Result<PathBuf, PgBackupError> {
+    let safe = !relative.is_empty()
+        && !relative.starts_with('/')
+        && relative
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    if safe {
+        Ok(dir.join(relative))
+    } else {
+        Err(PgBackupError::Manifest {
+            name: relative.to_owned(),
+            message: "path leaves the data directory".to_owned(),
+        })
+    }
+}
+
+/// Fetches everything the plan names into `dir` (which must not exist or be empty), verifying
+/// every checksum, and writes the recovery settings. The key is tried on the smallest object
+/// before anything is written. On any error, what was written is removed.
+pub async fn restore_files(
+    repository: &Repository,
+    identities: &[Identity],
+    plan: &RestorePlan,
+    dir: &Path,
+    settings: &RecoverySettings,
+    parallel: usize,
+) -> Result<RestoreSummary, PgBackupError> {
+    let started = Instant::now();
+    let create = check_destination(dir)?;
+    if let Some(smallest) = plan.base.units.iter().min_by_key(|unit| unit.stored_len) {
+        repository
+            .restore_object(smallest, identities, &mut tokio::io::sink())
+            .await?;
+    }
+    let result = write_everything(repository, identities, plan, dir, settings, parallel).await;
+    match result {
+        Ok((files, bytes)) => Ok(RestoreSummary {
+            files,
+            bytes,
+            wal_files: plan.wal.len(),
+            elapsed: started.elapsed(),
+        }),
+        Err(error) => {
+            if create {
+                let _ = std::fs::remove_dir_all(dir);
+            } else if let Ok(entries) = std::fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    let _ = if path.is_dir() {
+                        std::fs::remove_dir_all(&path)
+                    } else {
+                        std::fs::remove_file(&path)
+                    };
+                }
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn write_everything(
+    repository: &Repository,
+    identities: &[Identity],
+    plan: &RestorePlan,
+    dir: &Path,
+    settings: &RecoverySettings,
+    parallel: usize,
+) -> Result<(usize, u64), PgBackupError> {
+    let base = &plan.base;
+    std::fs::create_dir_all(dir).map_err(PgBackupError::io(dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(PgBackupError::io(dir))?;
+    for directory in &base.directories {
+        let path = inside(dir, &directory.path)?;
+        std::fs::create_dir_all(&path).map_err(PgBackupError::io(&path))?;
+        std::fs::set_permissions(
+            &path,
+            std::fs::Permissions::from_mode(directory.mode & 0o777),
+        )
+        .map_err(PgBackupError::io(&path))?;
+    }
+    // Every file exists at its final length before the pieces arrive in any order.
+    let mut pieces_by_unit: Vec<Vec<(PathBuf, FilePiece)>> = vec![Vec::new(); base.units.len()];
+    for file in &base.files {
+        let path = inside(dir, &file.path)?;
+        let handle = std::fs::File::create(&path).map_err(PgBackupError::io(&path))?;
+        handle.set_len(file.len).map_err(PgBackupError::io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode & 0o777))
+            .map_err(PgBackupError::io(&path))?;
+        for piece in &file.pieces {
+            let slot =
+                pieces_by_unit
+                    .get_mut(piece.unit)
+                    .ok_or_else(|| PgBackupError::Manifest {
+                        name: base.id.clone(),
+                        message: format!(
+                            "{} names unit {} of {}",
+                            file.path,
+                            piece.unit,
+                            base.units.len()
+                        ),
+                    })?;
+            slot.push((path.clone(), piece.clone()));
+        }
+    }
+    let work = base.units.iter().zip(pieces_by_unit);
+    futures::stream::iter(work)
+        .map(|(unit, pieces)| async move {
+            let mut data: Vec<u8> =
+                Vec::with_capacity(usize::try_from(unit.plain_len).unwrap_or(0));
+            repository
+                .restore_object(unit, identities, &mut data)
+                .await?;
+            tokio::task::spawn_blocking(move || write_pieces(&data, &pieces))
+                .await
+                .map_err(|join| PgBackupError::Postgres(format!("writer thread failed: {join}")))?
+        })
+        .buffer_unordered(parallel.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    let cache = dir.join(WAL_CACHE);
+    std::fs::create_dir_all(&cache).map_err(PgBackupError::io(&cache))?;
+    futures::stream::iter(&plan.wal)
+        .map(|receipt| {
+            let cache = cache.clone();
+            async move {
+                let path = inside(&cache, &receipt.name)?;
+                repository
+                    .restore_to_file(&receipt.object, identities, &path)
+                    .await?;
+                Ok::<(), PgBackupError>(())
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    write_recovery_files(dir, plan, settings)?;
+    Ok((base.files.len(), base.plain_bytes))
+}
+
+fn write_pieces(data: &[u8], pieces: &[(PathBuf, FilePiece)]) -> Result<(), PgBackupError> {
+    for (path, piece) in pieces {
+        let start = usize::try_from(piece.unit_offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(usize::try_from(piece.len).unwrap_or(usize::MAX));
+        let bytes = data
+            .get(start..end)
+            .ok_or_else(|| PgBackupError::Manifest {
+                name: path.display().to_string(),
+                message: format!(
+                    "piece {start}..{end} lies outside its unit of {} bytes",
+                    data.len()
+                ),
+            })?;
+        if let Some(expected) = &piece.blake3 {
+            let actual = blake3::hash(bytes).to_hex().to_string();
+            if &actual != expected {
+                return Err(PgBackupError::Manifest {
+                    name: path.display().to_string(),
+                    message: format!(
+                        "restored bytes have blake3 {actual}, the manifest says {expected}"
+                    ),
+                });
+            }
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(PgBackupError::io(path))?;
+        file.write_all_at(bytes, piece.file_offset)
+            .map_err(PgBackupError::io(path))?;
+    }
+    Ok(())
+}
+
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn write_recovery_files(
+    dir: &Path,
+    plan: &RestorePlan,
+    settings: &RecoverySettings,
+) -> Result<(), PgBackupError> {
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(PgBackupError::io(&path))
+    };
+    write("backup_label", &plan.base.backup_label)?;
+    if !plan.base.tablespace_map.is_empty() {
+        write("tablespace_map", &plan.base.tablespace_map)?;
+    }
+    write("recovery.signal", "")?;
+    let cache = dir.join(WAL_CACHE);
+    let mut lines = vec![
+        String::new(),
+        format!(
+            "# Added by cloudkeep restore from base backup {}",
+            plan.base.id
+        ),
+        format!(
+            "restore_command = {}",
+            quote(&format!("cp \"{}/%f\" \"%p\"", cache.display()))
+        ),
+        "recovery_target_timeline = 'current'".to_owned(),
+        "recovery_target_action = 'promote'".to_owned(),
+        // The restored copy must never archive into the repository it came from.
+        "archive_mode = 'off'".to_owned(),
+    ];
+    if let RecoveryTarget::Time(at_ms) = plan.target {
+        lines.push(format!(
+            "recovery_target_time = {}",
+            quote(&format_ms(at_ms))
+        ));
+    }
+    if let Some(port) = settings.port {
+        lines.push(format!("port = {port}"));
+    }
+    if let Some(socket_dir) = &settings.socket_dir {
+        lines.push(format!(
+            "unix_socket_directories = {}",
+            quote(&socket_dir.display().to_string())
+        ));
+    }
+    lines.push(String::new());
+    let path = dir.join("postgresql.auto.conf");
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.push_str(&lines.join("\n"));
+    std::fs::write(&path, text).map_err(PgBackupError::io(&path))
+}
+
+/// What [`recover`] did.
+#[derive(Debug, Clone)]
+pub struct RecoveryOutcome {
+    /// From starting PostgreSQL to its promotion.
+    pub elapsed: Duration,
+    /// PostgreSQL's log of the recovery.
+    pub log: PathBuf,
+    /// Whether the server was left running.
+    pub running: bool,
+}
+
+/// Runs a command (as `run_as` when given), returning its output or a clear error.
+async fn run(
+    settings: &RecoverySettings,
+    program: &Path,
+    args: &[&std::ffi::OsStr],
+) -> Result<std::process::Output, PgBackupError> {
+    let mut command = match &settings.run_as {
+        Some(user) => {
+            let mut command = tokio::process::Command::new("runuser");
+            command.args(["-u", user, "--"]).arg(program);
+            command
+        }
+        None => tokio::process::Command::new(program),
+    };
+    command.args(args).current_dir("/");
+    command.output().await.map_err(|error| {
+        PgBackupError::Postgres(format!("cannot run {}: {error}", program.display()))
+    })
+}
+
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(8)..].join("\n")
+}
+
+/// Starts PostgreSQL on the restored `dir`, waits until it has recovered to the target and
+/// promoted, then stops it cleanly unless `keep_running`. Fails with the end of PostgreSQL's log
+/// when recovery fails.
+pub async fn recover(
+    dir: &Path,
+    pg_version: &str,
+    settings: &RecoverySettings,
+) -> Result<RecoveryOutcome, PgBackupError> {
+    let bin = settings
+        .pg_bin
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/usr/lib/postgresql/{}/bin", pg_version.trim())));
+    let pg_ctl = bin.join("pg_ctl");
+    let controldata = bin.join("pg_controldata");
+    if !pg_ctl.exists() {
+        return Err(PgBackupError::Postgres(format!(
+            "{} not found: install PostgreSQL {} or pass --pg-bin",
+            pg_ctl.display(),
+            pg_version.trim()
+        )));
+    }
+    if let Some(user) = &settings.run_as {
+        let status = tokio::process::Command::new("chown")
+            .args(["-R", &format!("{user}:")])
+            .arg(dir)
+            .status()
+            .await
+            .map_err(|error| PgBackupError::Postgres(format!("cannot run chown: {error}")))?;
+        if !status.success() {
+            return Err(PgBackupError::Destination {
+                path: dir.to_owned(),
+                message: format!("cannot give it to user {user} (chown failed)"),
+            });
+        }
+    }
+    let log = dir.join("cloudkeep-restore.log");
+    let started = Instant::now();
+    let output = run(
+        settings,
+        &pg_ctl,
+        &[
+            "-D".as_ref(),
+            dir.as_os_str(),
+            "-l".as_ref(),
+            log.as_os_str(),
+            "-w".as_ref(),
+            "-t".as_ref(),
+            settings.timeout.as_secs().max(1).to_string().as_ref(),
+            "start".as_ref(),
+        ],
+    )
+    .await?;
+    if !output.status.success() {
+        return Err(PgBackupError::Postgres(format!(
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr).trim(),
+            log_tail(&log)
+        )));
+    }
+    loop {
+        let state = run(settings, &controldata, &[dir.as_os_str()]).await?;
+        let text = String::from_utf8_lossy(&state.stdout);
+        if text.lines().any(|line| {
+            line.starts_with("Database cluster state:") && line.ends_with("in production")
+        }) && !dir.join("recovery.signal").exists()
+        {
+            break;
+        }
+        if !dir.join("postmaster.pid").exists() {
+            return Err(PgBackupError::Postgres(format!(
+                "recovery failed, the server stopped:\n{}",
+                log_tail(&log)
+            )));
+        }
+        if started.elapsed() > settings.timeout {
+            let _ = run(
+                settings,
+                &pg_ctl,
+                &[
+                    "-D".as_ref(),
+                    dir.as_os_str(),
+                    "-m".as_ref(),
+                    "immediate".as_ref(),
+                    "stop".as_ref(),
+                ],
+            )
+            .await;
+            return Err(PgBackupError::Postgres(format!(
+                "recovery did not finish within {} s:\n{}",
+                settings.timeout.as_secs(),
+                log_tail(&log)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_dir_all(dir.join(WAL_CACHE));
+    if !settings.keep_running {
+        let output = run(
+            settings,
+            &pg_ctl,
+            &[
+                "-D".as_ref(),
+                dir.as_os_str(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-w".as_ref(),
+                "stop".as_ref(),
+            ],
+        )
+        .await?;
+        if !output.status.success() {
+            return Err(PgBackupError::Postgres(format!(
+                "pg_ctl stop failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+    }
+    Ok(RecoveryOutcome {
+        elapsed,
+        log,
+        running: settings.keep_running,
+    })
+}

@@ -1,0 +1,460 @@
+//! PostgreSQL backups end to end on a real PostgreSQL 15: a base backup and archived WAL in a local
+//! repository, point-in-time recovery between two marker rows, a corrupted object found by
+//! verification and stopping a restore before PostgreSQL starts, a wrong key writing nothing, and
+//! retention keeping what the PITR window needs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cloudkeep_backup::pg::{
+    BaseBackupSettings, BaseManifest, DatabaseLayout, RecoverySettings, RecoveryTarget,
+    RetentionPolicy, apply_retention, archive_wal_file, plan_restore, recover, restore_files,
+    take_base_backup, verify_database,
+};
+use cloudkeep_backup::{KeyPair, RepoError, RepoLocation, Repository, generate_keypair};
+use cloudkeep_stdx::{Clock, SystemClock};
+use cloudkeep_testkit::postgres::TestPostgres;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+fn now_ms() -> i64 {
+    SystemClock.now_ms()
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"))
+}
+
+/// A temp dir anyone may write (PostgreSQL runs as `postgres` when the tests run as root).
+fn shared_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+struct Setup {
+    pg: TestPostgres,
+    staging: tempfile::TempDir,
+    _repo_dir: tempfile::TempDir,
+    repository: Repository,
+    keys: KeyPair,
+    layout: DatabaseLayout,
+    session: PgConnection,
+}
+
+const SETTINGS: BaseBackupSettings = BaseBackupSettings {
+    parallel: 2,
+    split_bytes: 1 << 20,
+    level: 3,
+};
+
+async fn setup() -> Option<Setup> {
+    let staging = shared_dir();
+    let archive_command = format!("cp %p {}/%f", staging.path().display());
+    let pg = TestPostgres::start_with(&[
+        ("archive_mode", "on"),
+        ("archive_command", &archive_command),
+    ])?;
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repository = Repository::open(&RepoLocation::Local {
+        path: repo_dir.path().to_owned(),
+        prefix: "isv/acme".into(),
+    })
+    .unwrap();
+    let mut session = PgConnection::connect(&pg.url()).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE markers (name text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
+         INSERT INTO markers (name) VALUES ('before-backup');
+         CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS text FROM generate_series(1, 50000) g;",
+    )
+    .execute(&mut session)
+    .await
+    .unwrap();
+    Some(Setup {
+        pg,
+        staging,
+        _repo_dir: repo_dir,
+        repository,
+        keys: generate_keypair(),
+        layout: DatabaseLayout::new("acme-prod", "db").unwrap(),
+        session,
+    })
+}
+
+impl Setup {
+    async fn base_backup(&self, id: &str) -> BaseManifest {
+        take_base_backup(
+            &self.repository,
+            &self.layout,
+            id,
+            &self.pg.data_dir(),
+            &self.pg.url(),
+            std::slice::from_ref(&self.keys.recipient),
+            &SETTINGS,
+            &now_ms,
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn insert(&mut self, name: &str) {
+        sqlx::query("INSERT INTO markers (name) VALUES ($1)")
+            .bind(name)
+            .execute(&mut self.session)
+            .await
+            .unwrap();
+    }
+
+    /// Switches to a new WAL segment, waits until PostgreSQL archived the old one to the staging
+    /// dir, and archives every staged file into the repository.
+    async fn ship_wal(&mut self) {
+        let switched: String = sqlx::query_scalar("SELECT pg_walfile_name(pg_switch_wal())")
+            .fetch_one(&mut self.session)
+            .await
+            .unwrap();
+        let staged = self.staging.path().join(&switched);
+        for _ in 0..300 {
+            if staged.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(staged.exists(), "PostgreSQL did not archive {switched}");
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.staging.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        names.sort();
+        for path in names {
+            archive_wal_file(
+                &self.repository,
+                &self.layout,
+                std::slice::from_ref(&self.keys.recipient),
+                3,
+                16 << 20,
+                &path,
+                &now_ms,
+            )
+            .await
+            .unwrap();
+        }
+    }
+}
+
+fn recovery_settings(socket_dir: &Path) -> RecoverySettings {
+    RecoverySettings {
+        port: Some(cloudkeep_testkit::free_port()),
+        socket_dir: Some(socket_dir.to_owned()),
+        pg_bin: None,
+        run_as: is_root().then(|| "postgres".to_owned()),
+        keep_running: true,
+        timeout: Duration::from_secs(120),
+    }
+}
+
+async fn stop(dir: &Path, settings: &RecoverySettings) {
+    let mut command = if is_root() {
+        let mut command = tokio::process::Command::new("runuser");
+        command.args(["-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl"]);
+        command
+    } else {
+        tokio::process::Command::new("/usr/lib/postgresql/15/bin/pg_ctl")
+    };
+    let status = command
+        .arg("-D")
+        .arg(dir)
+        .args(["-m", "fast", "-w", "stop"])
+        .status()
+        .await
+        .unwrap();
+    assert!(
+        status.success(),
+        "stopping the restored server on {:?}",
+        settings.port
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pitr_to_a_time_between_two_markers_keeps_the_first_and_not_the_second() {
+    let Some(mut setup) = setup().await else {
+        return;
+    };
+    let base = setup.base_backup("base-1").await;
+    assert!(
+        base.files
+            .iter()
+            .any(|file| file.path == "global/pg_control")
+    );
+    assert!(base.backup_label.contains("START TIMELINE: 1"));
+    setup.insert("first").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let target = now_ms();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    setup.insert("second").await;
+    setup.ship_wal().await;
+
+    let plan = plan_restore(
+        &setup.repository,
+        &setup.layout,
+        RecoveryTarget::Time(target),
+    )
+    .await
+    .unwrap();
+    assert_eq!(plan.base.id, "base-1");
+    let parent = shared_dir();
+    let restored = parent.path().join("restored");
+    let settings = recovery_settings(parent.path());
+    let summary = restore_files(
+        &setup.repository,
+        std::slice::from_ref(&setup.keys.identity),
+        &plan,
+        &restored,
+        &settings,
+        2,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.files, base.files.len());
+    let outcome = recover(&restored, &plan.base.pg_version, &settings)
+        .await
+        .unwrap();
+    assert!(outcome.running);
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres",
+        settings.port.unwrap()
+    );
+    let mut restored_session = PgConnection::connect(&url).await.unwrap();
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM markers ORDER BY name")
+        .fetch_all(&mut restored_session)
+        .await
+        .unwrap();
+    assert_eq!(names, vec!["before-backup", "first"]);
+    let filler: i64 = sqlx::query_scalar("SELECT count(*) FROM filler")
+        .fetch_one(&mut restored_session)
+        .await
+        .unwrap();
+    assert_eq!(filler, 50_000);
+    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+        .fetch_one(&mut restored_session)
+        .await
+        .unwrap();
+    assert!(!in_recovery, "the restored server was promoted");
+    drop(restored_session);
+    stop(&restored, &settings).await;
+
+    // To the latest point both markers are there.
+    let latest = plan_restore(&setup.repository, &setup.layout, RecoveryTarget::Latest)
+        .await
+        .unwrap();
+    let restored_latest = parent.path().join("latest");
+    let settings = RecoverySettings {
+        keep_running: false,
+        ..recovery_settings(parent.path())
+    };
+    restore_files(
+        &setup.repository,
+        std::slice::from_ref(&setup.keys.identity),
+        &latest,
+        &restored_latest,
+        &settings,
+        2,
+    )
+    .await
+    .unwrap();
+    let outcome = recover(&restored_latest, &latest.base.pg_version, &settings)
+        .await
+        .unwrap();
+    assert!(!outcome.running);
+    assert!(!restored_latest.join("postmaster.pid").exists());
+    assert!(
+        !restored_latest
+            .join(cloudkeep_backup::pg::WAL_CACHE)
+            .exists()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_object_is_named_by_verify_and_stops_the_restore_before_postgres_starts() {
+    let Some(mut setup) = setup().await else {
+        return;
+    };
+    let base = setup.base_backup("base-1").await;
+    setup.insert("after").await;
+    setup.ship_wal().await;
+    let clean = verify_database(&setup.repository, &setup.layout, 2)
+        .await
+        .unwrap();
+    assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+    assert_eq!(clean.base_backups, 1);
+    assert!(clean.wal_files >= 2);
+
+    // Flip one byte in the middle of the largest stored object.
+    let largest = base
+        .units
+        .iter()
+        .max_by_key(|unit| unit.stored_len)
+        .unwrap();
+    let stored = setup
+        ._repo_dir
+        .path()
+        .join("isv/acme")
+        .join(largest.key.as_str());
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&stored, bytes).unwrap();
+
+    let report = verify_database(&setup.repository, &setup.layout, 2)
+        .await
+        .unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].object, largest.key.as_str());
+    assert!(
+        report.problems[0].message.contains("corrupt"),
+        "{:?}",
+        report.problems
+    );
+
+    let plan = plan_restore(&setup.repository, &setup.layout, RecoveryTarget::Latest)
+        .await
+        .unwrap();
+    let parent = shared_dir();
+    let restored = parent.path().join("restored");
+    let error = restore_files(
+        &setup.repository,
+        std::slice::from_ref(&setup.keys.identity),
+        &plan,
+        &restored,
+        &recovery_settings(parent.path()),
+        2,
+    )
+    .await
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains(largest.key.as_str()), "{message}");
+    assert!(!restored.exists(), "a failed restore leaves nothing behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_is_a_clear_error_and_nothing_is_written() {
+    let Some(mut setup) = setup().await else {
+        return;
+    };
+    setup.base_backup("base-1").await;
+    setup.ship_wal().await;
+    let plan = plan_restore(&setup.repository, &setup.layout, RecoveryTarget::Latest)
+        .await
+        .unwrap();
+    let parent = shared_dir();
+    let restored = parent.path().join("restored");
+    let other = generate_keypair();
+    let error = restore_files(
+        &setup.repository,
+        std::slice::from_ref(&other.identity),
+        &plan,
+        &restored,
+        &recovery_settings(parent.path()),
+        2,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            cloudkeep_backup::pg::PgBackupError::Repo(RepoError::WrongKey { .. })
+        ),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("encrypted to other recipients"),
+        "{error}"
+    );
+    assert!(!restored.exists());
+    let missing = restore_files(
+        &setup.repository,
+        &[],
+        &plan,
+        &restored,
+        &recovery_settings(parent.path()),
+        2,
+    )
+    .await
+    .unwrap_err();
+    assert!(missing.to_string().contains("no identity"), "{missing}");
+    assert!(!restored.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_what_the_pitr_window_needs_and_expires_the_rest() {
+    let Some(mut setup) = setup().await else {
+        return;
+    };
+    let first = setup.base_backup("base-1").await;
+    setup.insert("one").await;
+    setup.ship_wal().await;
+    let second = setup.base_backup("base-2").await;
+    setup.insert("two").await;
+    setup.ship_wal().await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let window_start = now_ms();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let third = setup.base_backup("base-3").await;
+    setup.insert("three").await;
+    setup.ship_wal().await;
+    let now = now_ms();
+
+    // keep_full 1, but the window starts between base-2 and base-3: base-2 must stay.
+    let policy = RetentionPolicy {
+        keep_full: 1,
+        pitr_window_ms: now - window_start,
+    };
+    let result = apply_retention(&setup.repository, &setup.layout, policy, now)
+        .await
+        .unwrap();
+    assert_eq!(result.base_ids, vec![first.id.clone()]);
+    assert!(!result.wal_names.is_empty());
+    assert!(
+        result
+            .wal_names
+            .iter()
+            .all(|name| name.as_str() < second.start_wal.as_str())
+    );
+    // Every instant of the window is still restorable, and the repository is sound.
+    plan_restore(
+        &setup.repository,
+        &setup.layout,
+        RecoveryTarget::Time(window_start),
+    )
+    .await
+    .unwrap();
+    let report = verify_database(&setup.repository, &setup.layout, 2)
+        .await
+        .unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.base_backups, 2);
+    assert!(
+        setup
+            .repository
+            .list_objects(&setup.layout.base_objects(&first.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A later run with the window past base-3's end expires base-2 as well, never base-3.
+    let later = RetentionPolicy {
+        keep_full: 1,
+        pitr_window_ms: 1,
+    };
+    let result = apply_retention(&setup.repository, &setup.layout, later, now_ms() + 10)
+        .await
+        .unwrap();
+    assert_eq!(result.base_ids, vec![second.id.clone()]);
+    let plan = plan_restore(&setup.repository, &setup.layout, RecoveryTarget::Latest)
+        .await
+        .unwrap();
+    assert_eq!(plan.base.id, third.id);
+}
