@@ -3,6 +3,7 @@
 //! Never depends on the server's crates: it speaks to the server only through `client` and `protocol`.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod check;
 pub mod check_runner;
 pub mod collect;

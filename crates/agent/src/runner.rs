@@ -11,6 +11,7 @@ use cloudkeep_stdx::Clock;
 
 use cloudkeep_protocol::alerting::CheckReport;
 
+use crate::backup::BackupManager;
 use crate::check_runner::{CheckRunner, runs_to_report, runs_to_series};
 use crate::collect::{Collector, ProcRoot, Sample, default_collectors};
 use crate::outbox::{Outbox, OutboxError};
@@ -66,6 +67,12 @@ pub async fn run(
     let mut collect_errors: u64 = 0;
     let mut checks = CheckRunner::new(&options.proc_root, clock.clone());
     let mut next_config_fetch_ms = i64::MIN;
+    let mut backups = BackupManager::new(
+        &identity.platform,
+        client.clone(),
+        clock.clone(),
+        &options.state_dir.join(WAL_SOCKET),
+    );
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -89,10 +96,12 @@ pub async fn run(
         collectors = Some(returned);
         collect_errors += errors;
         if now_ms >= next_config_fetch_ms {
-            refresh_checks(&client, &mut checks).await;
+            refresh_config(&client, &mut checks, &mut backups).await;
             next_config_fetch_ms = now_ms.saturating_add(CONFIG_REFRESH_MS);
         }
         let runs = checks.take_runs();
+        let mut samples = samples;
+        samples.extend(backups.samples(now_ms));
         let mut batch = to_write_request(&samples, now_ms);
         batch.timeseries.extend(runs_to_series(&runs));
         append_own_metrics(&mut batch, now_ms, &outbox, collect_errors);
@@ -110,6 +119,7 @@ pub async fn run(
         }
         drain(&client, &mut outbox, options.interval / 2).await?;
     }
+    backups.stop_all();
     tracing::info!(
         pending_batches = outbox.len(),
         "agent stopping; pending batches stay in the outbox"
@@ -248,11 +258,17 @@ pub async fn drain(
 /// How often the agent asks the server which monitors its host runs.
 const CONFIG_REFRESH_MS: i64 = 30_000;
 
-/// Fetches this host's monitors and (re)starts the checks when they changed; keeps the running
-/// checks when the server cannot be asked.
-async fn refresh_checks(client: &Client, checks: &mut CheckRunner) {
+/// The `wal-push` socket's name in the agent's state directory.
+pub const WAL_SOCKET: &str = "wal.sock";
+
+/// Fetches this host's monitors and backup jobs and (re)starts what changed; keeps what runs when
+/// the server cannot be asked.
+async fn refresh_config(client: &Client, checks: &mut CheckRunner, backups: &mut BackupManager) {
     match client.agent_config().await {
-        Ok(config) => checks.apply(&config),
+        Ok(config) => {
+            checks.apply(&config);
+            backups.apply(&config.backups);
+        }
         Err(err) => {
             tracing::warn!(error = %err, revision = ?checks.revision(), "cannot fetch the agent config; keeping the current checks")
         }

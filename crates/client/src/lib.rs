@@ -389,6 +389,17 @@ impl Client {
         self.json(request).await
     }
 
+    /// Where a platform's backups live, credentials included (admins only; audited).
+    pub async fn backup_repository(
+        &self,
+        platform: &str,
+    ) -> Result<cloudkeep_protocol::backup::RepositoryAccess, ClientError> {
+        let request = self
+            .request(reqwest::Method::GET, "/api/v1/backups/repository")
+            .query(&[("platform", platform)]);
+        self.json(request).await
+    }
+
     /// Raises (or resolves) alerts the way Alertmanager's clients do (`POST /api/v2/alerts`).
     pub async fn raise_alerts(&self, alerts: &[PostableAlert]) -> Result<(), ClientError> {
         self.send(
@@ -421,6 +432,19 @@ impl Client {
     pub async fn report_checks(&self, report: &CheckReport) -> Result<(), ClientError> {
         self.send(
             self.request(reqwest::Method::POST, "/api/v1/agent/checks")
+                .json(report),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// What the calling agent's host did for one database's backups.
+    pub async fn report_backups(
+        &self,
+        report: &cloudkeep_protocol::backup::BackupReport,
+    ) -> Result<(), ClientError> {
+        self.send(
+            self.request(reqwest::Method::POST, "/api/v1/agent/backups")
                 .json(report),
         )
         .await

@@ -115,6 +115,69 @@ pub enum Command {
     /// Backup encryption keys: the server keeps only their public halves.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// PostgreSQL's archive_command: hands a WAL file to the local agent and waits until it is
+    /// safely in the repository (`archive_command = 'cloudkeep wal-push %p'`; the agent sets it).
+    WalPush(WalPushArgs),
+    /// Restore a database from its backups into a new directory, recover it to a point in time
+    /// (or the latest) and promote it. Needs the ISV's private key (a file, or - for stdin).
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WalPushArgs {
+    /// The agent's socket (in its state directory).
+    #[arg(long, env = "CLOUDKEEP_WAL_SOCKET", default_value = crate::restore::DEFAULT_WAL_SOCKET)]
+    pub socket: PathBuf,
+    /// The WAL file (PostgreSQL's %p, relative to the data directory).
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["target_time", "latest"])))]
+pub struct RestoreArgs {
+    /// The platform whose database is restored.
+    #[arg(long)]
+    pub platform: String,
+    /// The database (component) name; needed when the platform backs up several.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Recover to this time: RFC 3339, or "YYYY-MM-DD HH:MM:SS" in UTC.
+    #[arg(long)]
+    pub target_time: Option<String>,
+    /// Recover to the end of the archived WAL.
+    #[arg(long)]
+    pub latest: bool,
+    /// The new data directory (must not exist, or be empty).
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Start the restored server on this port and leave it running; without it the server is
+    /// stopped cleanly once promoted.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The ISV's private key file, or - to read it from stdin.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// A repository location file (TOML or JSON, as in the server's [backup] section), to restore
+    /// without asking the server.
+    #[arg(long)]
+    pub repository: Option<PathBuf>,
+    /// Unix socket directory for the restored server (default: its configured one).
+    #[arg(long)]
+    pub socket_dir: Option<PathBuf>,
+    /// Directory of pg_ctl (default /usr/lib/postgresql/<version>/bin).
+    #[arg(long)]
+    pub pg_bin: Option<PathBuf>,
+    /// Run PostgreSQL as this user (default postgres when run as root).
+    #[arg(long)]
+    pub run_as: Option<String>,
+    /// Objects fetched at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Give up when recovery takes longer than this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout_s: u64,
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 #[derive(Debug, Subcommand)]
@@ -424,7 +487,7 @@ impl Command {
     /// The agent runs on a single thread to stay small; the server and `up` use all cores.
     pub fn runtime(&self) -> RuntimeKind {
         match self {
-            Command::Up(_) | Command::Server(_) => RuntimeKind::MultiThread,
+            Command::Up(_) | Command::Server(_) | Command::Restore(_) => RuntimeKind::MultiThread,
             _ => RuntimeKind::CurrentThread,
         }
     }
@@ -521,6 +584,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Deliveries(remote) => alerts::deliveries(&remote).await,
         Command::Notify(command) => alerts::notify(&command).await,
         Command::Keys(command) => keys::run(&command).await,
+        Command::WalPush(args) => crate::restore::wal_push(&args).await,
+        Command::Restore(args) => crate::restore::restore(&args).await,
     }
 }
 

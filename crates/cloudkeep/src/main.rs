@@ -7,6 +7,7 @@ mod context;
 mod keys;
 mod operator;
 mod output;
+mod restore;
 mod roles;
 mod watch;
 

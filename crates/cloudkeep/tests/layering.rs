@@ -22,7 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("http", &["server", "protocol", "model", "stdx"]),
-    ("agent", &["protocol", "client", "stdx"]),
+    ("agent", &["protocol", "client", "stdx", "backup"]),
     (
         "cloudkeep",
         &[

@@ -508,6 +508,7 @@ impl Server {
         Ok(AgentConfig {
             revision: record.revision,
             monitors,
+            backups: Vec::new(),
         })
     }
 

@@ -1,0 +1,237 @@
+//! `cloudkeep wal-push` (PostgreSQL's `archive_command`, a thin client of the local agent) and
+//! `cloudkeep restore` (fetch, verify, recover to a point in time, promote).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cloudkeep_backup::pg::{
+    DatabaseLayout, RecoverySettings, RecoveryTarget, plan_restore, recover, restore_files,
+};
+use cloudkeep_backup::{Identity, RepoLocation, Repository};
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
+use crate::cli::{RestoreArgs, WalPushArgs};
+use crate::context;
+use crate::output::print;
+
+/// The socket `wal-push` uses unless told otherwise.
+pub const DEFAULT_WAL_SOCKET: &str = "/var/lib/cloudkeep/agent/wal.sock";
+
+/// Runs `wal-push`; the exit status is what PostgreSQL looks at.
+pub async fn wal_push(args: &WalPushArgs) -> anyhow::Result<()> {
+    cloudkeep_agent::backup::socket::wal_push(&args.socket, &args.path)
+        .await
+        .map_err(|message| anyhow::anyhow!("wal-push {}: {message}", args.path.display()))
+}
+
+/// Reads the custodian's private key from a file or, for `-`, standard input.
+pub fn read_identities(source: &Path) -> anyhow::Result<Vec<Identity>> {
+    let text = if source == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the private key from stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(source)
+            .with_context(|| format!("cannot read the private key file {}", source.display()))?
+    };
+    Identity::parse_key_file(&text).map_err(|error| match source == Path::new("-") {
+        true => anyhow::anyhow!("the private key on stdin: {error}"),
+        false => anyhow::anyhow!("{}: {error}", source.display()),
+    })
+}
+
+/// A repository location from a file (TOML or JSON), for restores without the server.
+fn location_from_file(path: &Path) -> anyhow::Result<RepoLocation> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a repository location", path.display()))
+    } else {
+        toml::from_str(&text)
+            .with_context(|| format!("{}: not a repository location", path.display()))
+    }
+}
+
+/// The repository of `platform`: from `--repository FILE`, else from the server (admins only).
+pub async fn repository_for(
+    platform: &str,
+    file: Option<&Path>,
+    remote: &crate::cli::Remote,
+) -> anyhow::Result<Repository> {
+    let location = match file {
+        Some(path) => location_from_file(path)?,
+        None => {
+            let client = context::client(remote)?;
+            let access = client
+                .backup_repository(platform)
+                .await
+                .with_context(|| format!("asking the server where {platform}'s backups are"))?;
+            serde_json::from_value(access.repository)
+                .context("the server sent a repository location this version cannot read")?
+        }
+    };
+    Repository::open(&location).map_err(|error| anyhow::anyhow!("repository: {error}"))
+}
+
+/// The database to restore: the one given, else the platform's only backed-up database.
+pub async fn database_for(
+    repository: &Repository,
+    platform: &str,
+    database: Option<&str>,
+) -> anyhow::Result<String> {
+    if let Some(database) = database {
+        return Ok(database.to_owned());
+    }
+    let mut databases: Vec<String> = repository
+        .list_manifests(platform)
+        .await?
+        .iter()
+        .filter_map(|name| name.as_str().split('/').nth(1).map(str::to_owned))
+        .collect();
+    databases.sort();
+    databases.dedup();
+    match databases.as_slice() {
+        [only] => Ok(only.clone()),
+        [] => bail!(
+            "platform {platform} has no backups in {}",
+            repository.root()
+        ),
+        many => bail!(
+            "platform {platform} has backups of several databases ({}): pass --database",
+            many.join(", ")
+        ),
+    }
+}
+
+/// Parses `--target-time`: RFC 3339 (`2026-11-22T10:15:00Z`, `…+01:00`) or `YYYY-MM-DD HH:MM:SS` in UTC.
+pub fn parse_target_time(text: &str) -> anyhow::Result<i64> {
+    let parsed = text.parse::<jiff::Timestamp>().or_else(|_| {
+        text.parse::<jiff::civil::DateTime>()
+            .and_then(|civil| civil.to_zoned(jiff::tz::TimeZone::UTC))
+            .map(|zoned| zoned.timestamp())
+    });
+    parsed.map(|at| at.as_millisecond()).map_err(|_| {
+        anyhow::anyhow!(
+            "--target-time {text:?}: not a time like 2026-11-22T10:15:00Z or \"2026-11-22 10:15:00\" (UTC)"
+        )
+    })
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("Uid:"))
+                .and_then(|line| line.split_whitespace().nth(1).map(|uid| uid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// What `cloudkeep restore` prints.
+#[derive(Debug, Serialize)]
+pub struct RestoreReport {
+    pub platform: String,
+    pub database: String,
+    pub base_backup: String,
+    pub target: String,
+    pub directory: PathBuf,
+    pub files: usize,
+    pub bytes: u64,
+    pub wal_files: usize,
+    pub fetch_seconds: f64,
+    pub recovery_seconds: f64,
+    /// Fetch plus recovery: the measured recovery time.
+    pub total_seconds: f64,
+    pub running_on_port: Option<u16>,
+}
+
+/// Restores a database into a new directory and recovers it to the target.
+pub async fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let identities = read_identities(&args.key)?;
+    let repository =
+        repository_for(&args.platform, args.repository.as_deref(), &args.remote).await?;
+    let database = database_for(&repository, &args.platform, args.database.as_deref()).await?;
+    let layout = DatabaseLayout::new(&args.platform, &database)?;
+    let target = match &args.target_time {
+        Some(text) => RecoveryTarget::Time(parse_target_time(text)?),
+        None => RecoveryTarget::Latest,
+    };
+    let plan = plan_restore(&repository, &layout, target.clone()).await?;
+    let settings = RecoverySettings {
+        port: args.port,
+        socket_dir: args.socket_dir.clone(),
+        pg_bin: args.pg_bin.clone(),
+        run_as: args
+            .run_as
+            .clone()
+            .or_else(|| is_root().then(|| "postgres".to_owned())),
+        keep_running: args.port.is_some(),
+        timeout: Duration::from_secs(args.timeout_s),
+    };
+    let fetched = restore_files(
+        &repository,
+        &identities,
+        &plan,
+        &args.to,
+        &settings,
+        args.parallel.max(1),
+    )
+    .await?;
+    let recovered = recover(&args.to, &plan.base.pg_version, &settings).await?;
+    let report = RestoreReport {
+        platform: args.platform.clone(),
+        database,
+        base_backup: plan.base.id.clone(),
+        target: match &args.target_time {
+            Some(text) => text.clone(),
+            None => "latest".to_owned(),
+        },
+        directory: args.to.clone(),
+        files: fetched.files,
+        bytes: fetched.bytes,
+        wal_files: fetched.wal_files,
+        fetch_seconds: fetched.elapsed.as_secs_f64(),
+        recovery_seconds: recovered.elapsed.as_secs_f64(),
+        total_seconds: started.elapsed().as_secs_f64(),
+        running_on_port: recovered.running.then_some(args.port).flatten(),
+    };
+    match args.remote.output {
+        OutputFormat::Json => print(OutputFormat::Json, &report, &[], Vec::new()),
+        OutputFormat::Table => {
+            println!(
+                "restored {}/{} from base backup {} to {} into {}",
+                report.platform,
+                report.database,
+                report.base_backup,
+                report.target,
+                report.directory.display()
+            );
+            println!(
+                "  {} files, {} bytes, {} WAL files fetched and verified in {:.1} s; recovered and promoted in {:.1} s; total {:.1} s",
+                report.files,
+                report.bytes,
+                report.wal_files,
+                report.fetch_seconds,
+                report.recovery_seconds,
+                report.total_seconds
+            );
+            match report.running_on_port {
+                Some(port) => println!("  PostgreSQL is running on port {port}"),
+                None => println!(
+                    "  PostgreSQL was stopped cleanly; start it with pg_ctl -D {}",
+                    report.directory.display()
+                ),
+            }
+            Ok(())
+        }
+    }
+}
