@@ -9,6 +9,7 @@
 
 mod archive;
 mod base;
+mod drill;
 mod error;
 mod layout;
 mod restore;
@@ -22,6 +23,7 @@ pub use base::{
     BaseBackupSettings, BaseFile, BaseManifest, DataDirUpload, DirEntry, FilePiece, StopInfo,
     list_base_manifests, upload_data_dir,
 };
+pub use drill::{DrillCheck, DrillReport, DrillSettings, run_drill};
 pub use error::PgBackupError;
 pub use layout::DatabaseLayout;
 pub use restore::{

@@ -400,6 +400,19 @@ impl Client {
         self.json(request).await
     }
 
+    /// Records a DR drill's result (an event on the platform).
+    pub async fn record_drill(
+        &self,
+        record: &cloudkeep_protocol::backup::DrillRecord,
+    ) -> Result<(), ClientError> {
+        self.send(
+            self.request(reqwest::Method::POST, "/api/v1/backups/drills")
+                .json(record),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Raises (or resolves) alerts the way Alertmanager's clients do (`POST /api/v2/alerts`).
     pub async fn raise_alerts(&self, alerts: &[PostableAlert]) -> Result<(), ClientError> {
         self.send(

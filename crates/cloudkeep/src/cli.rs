@@ -121,6 +121,57 @@ pub enum Command {
     /// Restore a database from its backups into a new directory, recover it to a point in time
     /// (or the latest) and promote it. Needs the ISV's private key (a file, or - for stdin).
     Restore(RestoreArgs),
+    /// DR drill: restore the latest backup into a scratch PostgreSQL on this host, measure RPO (from
+    /// the agent's heartbeat row) and RTO, count rows, run a check query, record the result, clean up.
+    DrDrill(DrillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The platform whose database is drilled.
+    #[arg(long)]
+    pub platform: String,
+    /// The database (component); needed when the platform backs up several.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// The ISV's private key file, or - to read it from stdin.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// A repository location file, to drill without the server (the result is then not recorded).
+    #[arg(long)]
+    pub repository: Option<PathBuf>,
+    /// Where the scratch data directory is made (default: the temp dir).
+    #[arg(long)]
+    pub scratch_dir: Option<PathBuf>,
+    /// Port of the scratch server (default: a free one).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Unix socket directory of the scratch server (default: the scratch dir's parent).
+    #[arg(long)]
+    pub socket_dir: Option<PathBuf>,
+    /// A query whose first column is true (or non-zero) when the restored data is healthy.
+    #[arg(long)]
+    pub check_sql: Option<String>,
+    /// The database holding the heartbeat table and checked by --check-sql.
+    #[arg(long, default_value = "postgres")]
+    pub dbname: String,
+    /// The user to connect as.
+    #[arg(long, default_value = "postgres")]
+    pub user: String,
+    /// Directory of pg_ctl (default /usr/lib/postgresql/<version>/bin).
+    #[arg(long)]
+    pub pg_bin: Option<PathBuf>,
+    /// Run PostgreSQL as this user (default postgres when run as root).
+    #[arg(long)]
+    pub run_as: Option<String>,
+    /// Objects fetched at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Give up when recovery takes longer than this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout_s: u64,
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 #[derive(Debug, Args)]
@@ -487,7 +538,9 @@ impl Command {
     /// The agent runs on a single thread to stay small; the server and `up` use all cores.
     pub fn runtime(&self) -> RuntimeKind {
         match self {
-            Command::Up(_) | Command::Server(_) | Command::Restore(_) => RuntimeKind::MultiThread,
+            Command::Up(_) | Command::Server(_) | Command::Restore(_) | Command::DrDrill(_) => {
+                RuntimeKind::MultiThread
+            }
             _ => RuntimeKind::CurrentThread,
         }
     }
@@ -586,6 +639,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(command) => keys::run(&command).await,
         Command::WalPush(args) => crate::restore::wal_push(&args).await,
         Command::Restore(args) => crate::restore::restore(&args).await,
+        Command::DrDrill(args) => crate::restore::dr_drill(&args).await,
     }
 }
 

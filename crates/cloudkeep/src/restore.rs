@@ -235,3 +235,138 @@ pub async fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
         }
     }
 }
+
+fn free_local_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Runs a DR drill: restores the latest backup into a scratch server on this host, measures RPO
+/// and RTO, checks it, cleans up, and records the result on the server when it can be reached.
+pub async fn dr_drill(args: &crate::cli::DrillArgs) -> anyhow::Result<()> {
+    use cloudkeep_stdx::Clock;
+    let started_at_ms = cloudkeep_stdx::SystemClock.now_ms();
+    let identities = read_identities(&args.key)?;
+    let repository =
+        repository_for(&args.platform, args.repository.as_deref(), &args.remote).await?;
+    let database = database_for(&repository, &args.platform, args.database.as_deref()).await?;
+    let layout = DatabaseLayout::new(&args.platform, &database)?;
+    let port = match args.port {
+        Some(port) => port,
+        None => free_local_port()?,
+    };
+    let scratch_parent = args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let settings = cloudkeep_backup::pg::DrillSettings {
+        scratch_parent: scratch_parent.clone(),
+        port,
+        recovery: RecoverySettings {
+            port: Some(port),
+            socket_dir: Some(args.socket_dir.clone().unwrap_or(scratch_parent)),
+            pg_bin: args.pg_bin.clone(),
+            run_as: args
+                .run_as
+                .clone()
+                .or_else(|| is_root().then(|| "postgres".to_owned())),
+            keep_running: true,
+            timeout: Duration::from_secs(args.timeout_s),
+        },
+        dbname: args.dbname.clone(),
+        user: args.user.clone(),
+        parallel: args.parallel.max(1),
+        check_sql: args.check_sql.clone(),
+    };
+    let report = cloudkeep_backup::pg::run_drill(
+        &repository,
+        &layout,
+        &identities,
+        &settings,
+        started_at_ms,
+    )
+    .await?;
+    if args.repository.is_none() {
+        match context::client(&args.remote) {
+            Ok(client) => {
+                if let Err(error) = client.record_drill(&drill_record(&report)).await {
+                    eprintln!("warning: the drill could not be recorded on the server: {error}");
+                }
+            }
+            Err(error) => {
+                eprintln!("warning: the drill could not be recorded on the server: {error}")
+            }
+        }
+    }
+    match args.remote.output {
+        OutputFormat::Json => print(OutputFormat::Json, &report, &[], Vec::new())?,
+        OutputFormat::Table => print_drill(&report),
+    }
+    if !report.ok {
+        bail!(
+            "DR drill failed: {}",
+            report
+                .error
+                .clone()
+                .unwrap_or_else(|| "see the report".to_owned())
+        );
+    }
+    Ok(())
+}
+
+/// The drill as the server records it.
+pub fn drill_record(
+    report: &cloudkeep_backup::pg::DrillReport,
+) -> cloudkeep_protocol::backup::DrillRecord {
+    cloudkeep_protocol::backup::DrillRecord {
+        platform: report.platform.clone(),
+        database: report.database.clone(),
+        started_at_ms: report.started_at_ms,
+        base_backup: report.base_backup.clone(),
+        rpo_ms: report.rpo_ms,
+        rto_ms: report.rto_ms,
+        ok: report.ok,
+        error: report.error.clone(),
+        report: serde_json::to_value(report).unwrap_or_default(),
+    }
+}
+
+fn seconds(ms: Option<i64>) -> String {
+    ms.map_or_else(
+        || "unknown".to_owned(),
+        |ms| format!("{:.1} s", ms as f64 / 1000.0),
+    )
+}
+
+fn print_drill(report: &cloudkeep_backup::pg::DrillReport) {
+    println!(
+        "DR drill of {}/{}: {}",
+        report.platform,
+        report.database,
+        if report.ok { "PASSED" } else { "FAILED" }
+    );
+    println!(
+        "  base backup {}, {} WAL files replayed",
+        report.base_backup.as_deref().unwrap_or("none"),
+        report.wal_files
+    );
+    println!(
+        "  measured RPO {} (newest heartbeat restored)",
+        seconds(report.rpo_ms)
+    );
+    println!(
+        "  measured RTO {} (restore, recovery and promotion)",
+        seconds(report.rto_ms)
+    );
+    for (table, count) in &report.row_counts {
+        println!("  {table}: {count} rows");
+    }
+    if let Some(check) = &report.check {
+        println!(
+            "  check {:?} returned {} ({})",
+            check.sql,
+            check.value.as_deref().unwrap_or("no row"),
+            if check.passed { "passed" } else { "failed" }
+        );
+    }
+    if let Some(error) = &report.error {
+        println!("  error: {error}");
+    }
+}

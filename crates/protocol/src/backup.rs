@@ -194,3 +194,24 @@ pub struct RepositoryAccess {
     /// A repository location as JSON (`kind` = `local` or `s3`).
     pub repository: serde_json::Value,
 }
+
+/// `POST /api/v1/backups/drills`: the result of a DR drill, recorded as an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DrillRecord {
+    pub platform: String,
+    pub database: String,
+    pub started_at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_backup: Option<String>,
+    /// Measured RPO: the drill's start minus the newest heartbeat restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_ms: Option<i64>,
+    /// Measured RTO: from the drill's start to a promoted, queryable server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_ms: Option<i64>,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The whole report (row counts, check).
+    pub report: serde_json::Value,
+}
