@@ -389,6 +389,47 @@ impl Client {
         self.json(request).await
     }
 
+    /// Reports what the calling agent's host did for one of its databases (agents only).
+    pub async fn report_backups(
+        &self,
+        report: &cloudkeep_protocol::backup::BackupReport,
+    ) -> Result<(), ClientError> {
+        self.send(
+            self.request(reqwest::Method::POST, "/api/v1/agent/backups")
+                .json(report),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The backup catalog, of one platform and/or database name or all.
+    pub async fn backup_catalog(
+        &self,
+        platform: Option<&str>,
+        database: Option<&str>,
+    ) -> Result<cloudkeep_protocol::backup::BackupCatalog, ClientError> {
+        let mut request = self.request(reqwest::Method::GET, "/api/v1/backups");
+        if let Some(platform) = platform {
+            request = request.query(&[("platform", platform)]);
+        }
+        if let Some(database) = database {
+            request = request.query(&[("database", database)]);
+        }
+        self.json(request).await
+    }
+
+    /// Where a platform's backups live, credentials included (admins only; audited).
+    pub async fn backup_repository(
+        &self,
+        platform: &str,
+    ) -> Result<cloudkeep_protocol::backup::RepositoryAccess, ClientError> {
+        self.json(
+            self.request(reqwest::Method::GET, "/api/v1/backups/repository")
+                .query(&[("platform", platform)]),
+        )
+        .await
+    }
+
     /// Raises (or resolves) alerts the way Alertmanager's clients do (`POST /api/v2/alerts`).
     pub async fn raise_alerts(&self, alerts: &[PostableAlert]) -> Result<(), ClientError> {
         self.send(
