@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{alerts, keys, operator, roles, watch};
+use crate::{alerts, backups, keys, operator, roles, watch};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -115,6 +115,33 @@ pub enum Command {
     /// Backup encryption keys: the server keeps only their public halves.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The backup catalog: base backups, archived WAL and failures per database.
+    #[command(subcommand)]
+    Backups(BackupsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupsCommand {
+    /// One row per backed-up database: base backups, WAL runs, newest WAL and last failure.
+    List {
+        /// Only this platform's databases.
+        #[arg(long)]
+        platform: Option<String>,
+        /// Only databases of this name.
+        #[arg(long)]
+        database: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// One database's base backups (times, LSNs, sizes), WAL runs and last failure.
+    Show {
+        #[arg(long)]
+        platform: String,
+        #[arg(long)]
+        database: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -521,6 +548,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Deliveries(remote) => alerts::deliveries(&remote).await,
         Command::Notify(command) => alerts::notify(&command).await,
         Command::Keys(command) => keys::run(&command).await,
+        Command::Backups(command) => backups::run(&command).await,
     }
 }
 
