@@ -6,13 +6,12 @@
 use std::path::Path;
 
 use cloudkeep_client::Client;
-use cloudkeep_protocol::api::{EnrollRequest, TokenCreateRequest};
 use cloudkeep_protocol::backup::{
     BackupCatalog, BackupEvent, BackupFailed, BackupKeyCreate, BackupReport, BaseBackupDone,
     DatabaseBackups, WalArchived,
 };
 
-use crate::harness::{TestServer, binary, read_admin};
+use crate::harness::{TestServer, binary, enrol_agent, read_admin};
 
 const SECRET: &str = "e2e-secret-access-key";
 
@@ -41,26 +40,6 @@ prefix = "ck"
     )
     .unwrap();
     path
-}
-
-async fn enrol(server: &TestServer, admin: &Client, host: &str) -> Client {
-    let token = admin
-        .create_token(&TokenCreateRequest {
-            platform: "shop".into(),
-            ttl_seconds: None,
-        })
-        .await
-        .unwrap();
-    let enrolled = Client::new(&server.url(), None)
-        .unwrap()
-        .enroll(&EnrollRequest {
-            join_token: token.token,
-            hostname: host.into(),
-            agent_version: "test".into(),
-        })
-        .await
-        .unwrap();
-    Client::new(&server.url(), Some(enrolled.credential)).unwrap()
 }
 
 fn backups_cli(server: &TestServer, args: &[&str]) -> String {
@@ -116,8 +95,8 @@ async fn agents_report_backups_and_operators_read_the_catalog() {
         })
         .await
         .unwrap();
-    let db1 = enrol(&server, &admin, "db1").await;
-    let app1 = enrol(&server, &admin, "app1").await;
+    let db1 = enrol_agent(&server.url(), &admin, "shop", "db1").await;
+    let app1 = enrol_agent(&server.url(), &admin, "shop", "app1").await;
 
     // The database host's job: the ISV's part of the default repository and its key.
     let config = db1.agent_config().await.unwrap();

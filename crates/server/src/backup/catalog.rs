@@ -78,12 +78,6 @@ impl Server {
                 tenant: record.tenant.clone(),
                 platform: platform.clone(),
                 host: declared.host.to_string(),
-                monitor: String::new(),
-                alert_key: String::new(),
-                state_from: None,
-                state_to: None,
-                value: None,
-                threshold: None,
                 message: format!(
                     "backup of database {:?} on {} failed ({}): {}",
                     report.database, declared.host, failure.what, failure.message
@@ -94,6 +88,8 @@ impl Server {
                     "what": failure.what,
                 })
                 .to_string(),
+                // Not about an alert or a monitor.
+                ..EventRecord::default()
             })
             .await;
         }
