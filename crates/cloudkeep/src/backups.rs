@@ -149,24 +149,20 @@ fn show_text(db: &DatabaseBackups, now: i64) -> String {
             ]
         })
         .collect();
-    if bases.is_empty() {
-        text.push_str("  none\n");
-    } else {
-        text.push_str(&output::table(
-            &[
-                "ID",
-                "STARTED",
-                "STOPPED",
-                "TOOK",
-                "START LSN",
-                "STOP LSN",
-                "PLAIN",
-                "STORED",
-                "FILES",
-            ],
-            &bases,
-        ));
-    }
+    text.push_str(&table_or_none(
+        &[
+            "ID",
+            "STARTED",
+            "STOPPED",
+            "TOOK",
+            "START LSN",
+            "STOP LSN",
+            "PLAIN",
+            "STORED",
+            "FILES",
+        ],
+        &bases,
+    ));
     text.push_str("\nwal\n");
     let ranges: Vec<Vec<String>> = db
         .wal_ranges
@@ -184,22 +180,20 @@ fn show_text(db: &DatabaseBackups, now: i64) -> String {
             ]
         })
         .collect();
-    if ranges.is_empty() {
-        text.push_str("  none\n");
-    } else {
-        text.push_str(&output::table(
-            &[
-                "TIMELINE",
-                "FIRST",
-                "LAST",
-                "SEGMENTS",
-                "PLAIN",
-                "STORED",
-                "FIRST ARCHIVED",
-                "LAST ARCHIVED",
-            ],
-            &ranges,
-        ));
+    text.push_str(&table_or_none(
+        &[
+            "TIMELINE",
+            "FIRST",
+            "LAST",
+            "SEGMENTS",
+            "PLAIN",
+            "STORED",
+            "FIRST ARCHIVED",
+            "LAST ARCHIVED",
+        ],
+        &ranges,
+    ));
+    if !ranges.is_empty() {
         text.push_str(&format!(
             "newest wal archived {}\n",
             output::age(db.last_wal_archived_at_ms, now)
@@ -217,6 +211,15 @@ fn show_text(db: &DatabaseBackups, now: i64) -> String {
         None => text.push_str("  none\n"),
     }
     text
+}
+
+/// A table of `rows`, or `  none` when there are none.
+fn table_or_none(headers: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        "  none\n".to_owned()
+    } else {
+        output::table(headers, rows)
+    }
 }
 
 #[cfg(test)]

@@ -192,18 +192,13 @@ fn check_backup_settings(problems: &mut Vec<Problem>, path: &JsonPath, backup: &
             ),
         ));
     }
-    if let Some(timeout) = backup.archive_timeout
-        && !(BackupSpec::MIN_ARCHIVE_TIMEOUT..=BackupSpec::MAX_ARCHIVE_TIMEOUT).contains(&timeout)
-    {
-        problems.push((
-            path.key("archive_timeout"),
-            format!(
-                "{timeout} is out of range; use {} to {}",
-                BackupSpec::MIN_ARCHIVE_TIMEOUT,
-                BackupSpec::MAX_ARCHIVE_TIMEOUT
-            ),
-        ));
-    }
+    check_in_range(
+        problems,
+        path,
+        "archive_timeout",
+        backup.archive_timeout,
+        &(BackupSpec::MIN_ARCHIVE_TIMEOUT..=BackupSpec::MAX_ARCHIVE_TIMEOUT),
+    );
     if backup.heartbeat_every.is_some_and(Duration::is_zero) {
         problems.push((
             path.key("heartbeat_every"),
@@ -216,30 +211,20 @@ fn check_backup_settings(problems: &mut Vec<Problem>, path: &JsonPath, backup: &
             "must be at least 1: retention never deletes the newest full backup".to_owned(),
         ));
     }
-    if let Some(level) = backup.compression_level
-        && !BackupSpec::COMPRESSION_LEVELS.contains(&level)
-    {
-        problems.push((
-            path.key("compression_level"),
-            format!(
-                "{level} is out of range; use {} to {}",
-                BackupSpec::COMPRESSION_LEVELS.start(),
-                BackupSpec::COMPRESSION_LEVELS.end()
-            ),
-        ));
-    }
-    if let Some(parallel) = backup.parallel
-        && !BackupSpec::PARALLEL.contains(&parallel)
-    {
-        problems.push((
-            path.key("parallel"),
-            format!(
-                "{parallel} is out of range; use {} to {}",
-                BackupSpec::PARALLEL.start(),
-                BackupSpec::PARALLEL.end()
-            ),
-        ));
-    }
+    check_in_range(
+        problems,
+        path,
+        "compression_level",
+        backup.compression_level,
+        &BackupSpec::COMPRESSION_LEVELS,
+    );
+    check_in_range(
+        problems,
+        path,
+        "parallel",
+        backup.parallel,
+        &BackupSpec::PARALLEL,
+    );
     if let Some(split_size) = backup.split_size
         && split_size < BackupSpec::MIN_SPLIT_SIZE
     {
@@ -274,6 +259,28 @@ fn check_backup_settings(problems: &mut Vec<Problem>, path: &JsonPath, backup: &
                     .to_owned(),
             ));
         }
+    }
+}
+
+/// A problem at `path.field` when `value` is given and outside `range`.
+fn check_in_range<T: PartialOrd + std::fmt::Display>(
+    problems: &mut Vec<Problem>,
+    path: &JsonPath,
+    field: &str,
+    value: Option<T>,
+    range: &std::ops::RangeInclusive<T>,
+) {
+    if let Some(value) = value
+        && !range.contains(&value)
+    {
+        problems.push((
+            path.key(field),
+            format!(
+                "{value} is out of range; use {} to {}",
+                range.start(),
+                range.end()
+            ),
+        ));
     }
 }
 
