@@ -389,15 +389,45 @@ impl Client {
         self.json(request).await
     }
 
+    /// Reports what the calling agent's host did for one of its databases (agents only).
+    pub async fn report_backups(
+        &self,
+        report: &cloudkeep_protocol::backup::BackupReport,
+    ) -> Result<(), ClientError> {
+        self.send(
+            self.request(reqwest::Method::POST, "/api/v1/agent/backups")
+                .json(report),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The backup catalog, of one platform and/or database name or all.
+    pub async fn backup_catalog(
+        &self,
+        platform: Option<&str>,
+        database: Option<&str>,
+    ) -> Result<cloudkeep_protocol::backup::BackupCatalog, ClientError> {
+        let mut request = self.request(reqwest::Method::GET, "/api/v1/backups");
+        if let Some(platform) = platform {
+            request = request.query(&[("platform", platform)]);
+        }
+        if let Some(database) = database {
+            request = request.query(&[("database", database)]);
+        }
+        self.json(request).await
+    }
+
     /// Where a platform's backups live, credentials included (admins only; audited).
     pub async fn backup_repository(
         &self,
         platform: &str,
     ) -> Result<cloudkeep_protocol::backup::RepositoryAccess, ClientError> {
-        let request = self
-            .request(reqwest::Method::GET, "/api/v1/backups/repository")
-            .query(&[("platform", platform)]);
-        self.json(request).await
+        self.json(
+            self.request(reqwest::Method::GET, "/api/v1/backups/repository")
+                .query(&[("platform", platform)]),
+        )
+        .await
     }
 
     /// Records a DR drill's result (an event on the platform).
@@ -445,19 +475,6 @@ impl Client {
     pub async fn report_checks(&self, report: &CheckReport) -> Result<(), ClientError> {
         self.send(
             self.request(reqwest::Method::POST, "/api/v1/agent/checks")
-                .json(report),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// What the calling agent's host did for one database's backups.
-    pub async fn report_backups(
-        &self,
-        report: &cloudkeep_protocol::backup::BackupReport,
-    ) -> Result<(), ClientError> {
-        self.send(
-            self.request(reqwest::Method::POST, "/api/v1/agent/backups")
                 .json(report),
         )
         .await

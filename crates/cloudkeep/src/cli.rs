@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{alerts, keys, operator, roles, watch};
+use crate::{alerts, backups, keys, operator, roles, watch};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -124,6 +124,33 @@ pub enum Command {
     /// DR drill: restore the latest backup into a scratch PostgreSQL on this host, measure RPO (from
     /// the agent's heartbeat row) and RTO, count rows, run a check query, record the result, clean up.
     DrDrill(DrillArgs),
+    /// The backup catalog: base backups, archived WAL and failures per database.
+    #[command(subcommand)]
+    Backups(BackupsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupsCommand {
+    /// One row per backed-up database: base backups, WAL runs, newest WAL and last failure.
+    List {
+        /// Only this platform's databases.
+        #[arg(long)]
+        platform: Option<String>,
+        /// Only databases of this name.
+        #[arg(long)]
+        database: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// One database's base backups (times, LSNs, sizes), WAL runs and last failure.
+    Show {
+        #[arg(long)]
+        platform: String,
+        #[arg(long)]
+        database: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -640,6 +667,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::WalPush(args) => crate::restore::wal_push(&args).await,
         Command::Restore(args) => crate::restore::restore(&args).await,
         Command::DrDrill(args) => crate::restore::dr_drill(&args).await,
+        Command::Backups(command) => backups::run(&command).await,
     }
 }
 

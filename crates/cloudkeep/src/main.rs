@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod alerts;
+mod backups;
 mod cli;
 mod context;
 mod keys;

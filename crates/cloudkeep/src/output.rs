@@ -55,10 +55,17 @@ pub fn number(value: Option<f64>) -> String {
 
 /// Bytes per second in human units.
 pub fn rate(value: Option<f64>) -> String {
-    let Some(value) = value else {
-        return "-".into();
-    };
-    let units = ["B/s", "KiB/s", "MiB/s", "GiB/s"];
+    value.map_or_else(|| "-".into(), |value| format!("{}/s", binary_units(value)))
+}
+
+/// A size in human units, e.g. `1.5 GiB`.
+pub fn bytes(value: u64) -> String {
+    // Precision beyond 2^53 bytes does not matter for display.
+    binary_units(value as f64)
+}
+
+fn binary_units(value: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut scaled = value;
     let mut unit = 0;
     while scaled >= 1024.0 && unit + 1 < units.len() {
@@ -66,6 +73,24 @@ pub fn rate(value: Option<f64>) -> String {
         unit += 1;
     }
     format!("{scaled:.1} {}", units[unit])
+}
+
+/// A Unix time in ms as UTC, e.g. `2026-11-22 10:15:00Z`; the raw number if out of range.
+pub fn utc_time(at_ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(at_ms).map_or_else(
+        |_| at_ms.to_string(),
+        |at| at.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
+    )
+}
+
+/// A length of time, e.g. `45s`, `12m05s`, `3h07m`.
+pub fn duration(ms: i64) -> String {
+    let seconds = ms.max(0) / 1000;
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h{:02}m", seconds / 3600, seconds % 3600 / 60),
+    }
 }
 
 /// Age of a timestamp relative to now, e.g. `4s ago`.
@@ -101,6 +126,12 @@ mod tests {
     #[test]
     fn human_units() {
         assert_eq!(rate(Some(2048.0)), "2.0 KiB/s");
+        assert_eq!(bytes(1536 << 20), "1.5 GiB");
+        assert_eq!(bytes(12), "12.0 B");
+        assert_eq!(utc_time(1_795_342_500_000), "2026-11-22 10:15:00Z");
+        assert_eq!(duration(45_000), "45s");
+        assert_eq!(duration(725_000), "12m05s");
+        assert_eq!(duration(11_220_000), "3h07m");
         assert_eq!(rate(None), "-");
         assert_eq!(age(Some(1000), 66_000), "1m ago");
         assert_eq!(age(None, 0), "never");

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use cloudkeep_agent::AgentOptions;
+use cloudkeep_backup::RepoLocation;
 use cloudkeep_protocol::api::TokenCreateRequest;
+use cloudkeep_server::backup_config::BackupConfig;
 use cloudkeep_server::{InitialAdmin, Server, ServerConfig};
 use cloudkeep_stdx::SystemClock;
 use tokio::sync::watch;
@@ -188,10 +190,22 @@ fn local_spec(host: &str) -> String {
     .to_string()
 }
 
+/// `<data dir>/backups`, created and made absolute: the local agent writes the backups there.
+fn local_backups_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = data_dir.join("backups");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::path::absolute(&dir).with_context(|| format!("resolving {}", dir.display()))
+}
+
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let data_dir: PathBuf = args.data_dir.unwrap_or_else(context::default_data_dir);
     let mut config = ServerConfig::defaults(&data_dir);
     config.listen = args.listen;
+    let backups_dir = local_backups_dir(&data_dir)?;
+    config.backup = BackupConfig::with_default(RepoLocation::Local {
+        path: backups_dir.clone(),
+        prefix: String::new(),
+    });
     let (running, initial_admin) = RunningServer::start(config).await?;
     if let Some(admin) = &initial_admin {
         remember_initial_admin(&data_dir, admin)?;
@@ -259,6 +273,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         context_path.display()
     );
     println!("  data:       {}", data_dir.display());
+    println!(
+        "  backups:    {} (encrypted to each isv's keys: cloudkeep keys create --isv local --out local.key)",
+        backups_dir.display()
+    );
     println!(
         "  this host:  {host} in platform local, every {}s",
         args.interval.as_secs()

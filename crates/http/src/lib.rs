@@ -68,8 +68,11 @@ pub fn app(server: Server) -> Router {
             "/api/v1/backup-keys",
             get(backup::list).post(backup::create),
         )
+        .route("/api/v1/backups", get(backup::catalog))
+        .route("/api/v1/backups/repository", get(backup::repository))
         .route("/api/v1/agent/config", get(alerting::agent_config))
         .route("/api/v1/agent/checks", post(alerting::agent_checks))
+        .route("/api/v1/agent/backups", post(backup::report))
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(own_metrics::track))

@@ -39,8 +39,11 @@ use crate::{alerting, handlers};
         alerting::alertmanager_alerts,
         crate::backup::list,
         crate::backup::create,
+        crate::backup::catalog,
+        crate::backup::repository,
         alerting::agent_config,
         alerting::agent_checks,
+        crate::backup::report,
     ),
     modifiers(&BearerAuth)
 )]

@@ -95,6 +95,9 @@ async fn openapi_document_lists_every_api_route() {
         "/api/v1/query_range",
         "/api/v1/audit",
         "/api/v1/workers",
+        "/api/v1/backups",
+        "/api/v1/backups/repository",
+        "/api/v1/agent/backups",
     ] {
         assert!(paths.contains_key(path), "{path} documented");
     }
@@ -174,4 +177,66 @@ async fn login_gives_a_token_and_wrong_passwords_are_refused_and_audited() {
         .filter(|e| e["outcome"] == "refused")
         .count();
     assert_eq!(refused, 2, "both failed logins audited: {body}");
+}
+
+#[tokio::test]
+async fn backup_repository_is_for_admins_and_the_catalog_for_every_reader() {
+    let (_dir, server, admin_token) = server().await;
+    let admin = server.authenticate(Some(&admin_token)).await.unwrap();
+    server
+        .create_user(
+            &admin,
+            "olivia",
+            "operator-password",
+            cloudkeep_server::Role::Operator,
+        )
+        .await
+        .unwrap();
+    let operator_token = server
+        .login(&cloudkeep_protocol::api::LoginRequest {
+            user: "olivia".into(),
+            password: "operator-password".into(),
+        })
+        .await
+        .unwrap()
+        .token;
+    let (status, body) = call(
+        &server,
+        get(
+            "/api/v1/backups/repository?platform=shop",
+            Some(&operator_token),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = call(
+        &server,
+        get(
+            "/api/v1/backups/repository?platform=shop",
+            Some(&admin_token),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["message"], "no platform \"shop\"");
+    let (status, _) = call(
+        &server,
+        get("/api/v1/backups/repository", Some(&admin_token)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the platform is required");
+    let (status, body) = call(
+        &server,
+        get("/api/v1/backups?platform=shop", Some(&operator_token)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["databases"], serde_json::json!([]));
+    let report = Request::post("/api/v1/agent/backups")
+        .header("authorization", format!("Bearer {admin_token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"database": "db", "events": []}"#))
+        .unwrap();
+    let (status, _) = call(&server, report).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "agents only");
 }

@@ -31,7 +31,7 @@ pub use id::{
 };
 pub use load::{load_spec_path, parse_spec, read_spec_file};
 pub use spec::{
-    ComponentKind, ComponentSpec, Direction, HostSpec, MonitorKind, MonitorSpec, PlatformSpec,
-    RuleSpec, SPEC_SCHEMA_ID, SUPPORTED_SPEC_VERSIONS, spec_json_schema,
+    BackupSpec, ComponentKind, ComponentSpec, Direction, DrillSpec, HostSpec, MonitorKind,
+    MonitorSpec, PlatformSpec, RuleSpec, SPEC_SCHEMA_ID, SUPPORTED_SPEC_VERSIONS, spec_json_schema,
 };
 pub use state::{State, StateParseError};

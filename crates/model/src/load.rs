@@ -124,6 +124,13 @@ fn find_array_structs(document: &serde_json::Value) -> Vec<JsonPath> {
                 for (path, item) in array_items(item, &path, "components") {
                     objects.push((path.clone(), item));
                     objects.extend(array_items(item, &path, "monitors"));
+                    if let Some(backup) = item.get("backup") {
+                        let backup_path = path.key("backup");
+                        if let Some(drill) = backup.get("drill") {
+                            objects.push((backup_path.key("drill"), drill));
+                        }
+                        objects.push((backup_path, backup));
+                    }
                 }
                 objects.extend(array_items(item, &path, "monitors"));
             }

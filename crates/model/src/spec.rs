@@ -1,5 +1,6 @@
 //! Platform spec format v1: the `PlatformSpec` document types, their helpers and the JSON Schema.
 
+mod backup;
 mod validate;
 
 use std::collections::BTreeSet;
@@ -13,6 +14,7 @@ use crate::id::{
     CloudName, ComponentName, HostName, IsvName, MetricName, MonitorName, PlatformName, TenantName,
 };
 
+pub use backup::{BackupSpec, DrillSpec};
 pub(crate) use validate::validate;
 
 /// Deserialize (from a string only, so a wrong type reads "invalid type: integer `7`, expected a string"),
@@ -123,6 +125,9 @@ pub struct ComponentSpec {
     /// Monitors specific to this component; names are unique on the host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub monitors: Vec<MonitorSpec>,
+    /// Backups of this database (components of kind `database` only): base backups and WAL archiving by the host's agent; the component's name is the database's name in the backup catalog, unique in the platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
 }
 
 /// The kind of role a component plays.
@@ -362,6 +367,20 @@ impl PlatformSpec {
     /// The host of this name, if declared.
     pub fn host(&self, name: &HostName) -> Option<&HostSpec> {
         self.hosts.iter().find(|h| &h.name == name)
+    }
+
+    /// Every component with a `backup` section, with its host and the section, in spec order.
+    pub fn backed_up_databases(
+        &self,
+    ) -> impl Iterator<Item = (&HostSpec, &ComponentSpec, &BackupSpec)> {
+        self.hosts.iter().flat_map(|host| {
+            host.components.iter().filter_map(move |component| {
+                component
+                    .backup
+                    .as_ref()
+                    .map(|backup| (host, component, backup))
+            })
+        })
     }
 
     /// Every monitor that runs on `host`: its own and its components' monitors

@@ -51,6 +51,20 @@ fn valid_example_parses() {
         spec.hosts[0].components[0].monitors[0].kind,
         MonitorKind::Http
     );
+    let backed_up: Vec<(&str, &str, &str)> = spec
+        .backed_up_databases()
+        .map(|(host, component, backup)| {
+            (
+                host.name.as_str(),
+                component.name.as_str(),
+                backup.pgdata.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        backed_up,
+        [("db1.acme-prod", "db", "/var/lib/postgresql/15/main")]
+    );
 
     let hosts = spec.hosts();
     let summary: Vec<String> = hosts
@@ -333,6 +347,95 @@ fn rule_targets_and_overrides() {
             inline.json:6:84: rules[0].hosts[2]: host "a" is listed twice (first at rules[0].hosts[0])
             inline.json:7:74: rules[1].hosts: must list at least one host; leave `hosts` out to target every host with the monitor
             inline.json:9:17: rules[3]: duplicates rules[2] for monitor "cpu" metric "m" on host "b" (both list hosts); merge them or target different hosts
+        "#]],
+    );
+}
+
+#[test]
+fn backup_sections() {
+    let host = |components: &str| {
+        spec_with(&format!(
+            r#""hosts": [{{"name": "db1", "components": [{components}]}}]"#
+        ))
+    };
+    check_inline(
+        &host(
+            r#"{"name": "db", "kind": "database", "backup": {"pgdata": "/var/lib/postgresql/15/main"}}"#,
+        ),
+        expect!["ok\n"],
+    );
+    check_inline(
+        &host(
+            r#"{"name": "db", "kind": "database", "backup": {"pgdata": "/pg", "connection": "postgresql://backup@db/postgres",
+                "full_every": "1m", "keep_full": 1, "pitr_window": "0s", "archive_timeout": "1h", "compression_level": 19,
+                "parallel": 32, "split_size": 1048576, "heartbeat_every": "1s", "drill": {"every": "1m", "check_sql": "SELECT 1"}}}"#,
+        ),
+        expect!["ok\n"],
+    );
+    check_inline(
+        &host(
+            r#"{"name": "web", "kind": "web", "backup": {"pgdata": "pg"}},
+               {"name": "db", "kind": "database", "backup": {"pgdata": "/pg", "connection": "mysql://root:hunter2@db/x",
+                "full_every": "59s", "keep_full": 0, "archive_timeout": "2h", "compression_level": 0,
+                "parallel": 33, "split_size": 1048575, "heartbeat_every": "0s", "drill": {"every": "10s", "check_sql": " "}}}"#,
+        ),
+        expect![[r#"
+            inline.json:1:156: hosts[0].components[0].backup: `backup` is only allowed on components of kind "database"; "web" is of kind "web"
+            inline.json:1:167: hosts[0].components[0].backup.pgdata: "pg" is not an absolute path; give PostgreSQL's data directory, e.g. "/var/lib/postgresql/15/main"
+            inline.json:2:93: hosts[0].components[1].backup.connection: must be a postgres:// or postgresql:// URL
+            inline.json:3:31: hosts[0].components[1].backup.full_every: 59s is too short; use at least 1m
+            inline.json:3:51: hosts[0].components[1].backup.keep_full: must be at least 1: retention never deletes the newest full backup
+            inline.json:3:73: hosts[0].components[1].backup.archive_timeout: 2h is out of range; use 1s to 1h
+            inline.json:3:100: hosts[0].components[1].backup.compression_level: 0 is out of range; use 1 to 19
+            inline.json:4:29: hosts[0].components[1].backup.parallel: 33 is out of range; use 1 to 32
+            inline.json:4:47: hosts[0].components[1].backup.split_size: 1048575 bytes is too small; use at least 1048576 (1 MiB)
+            inline.json:4:75: hosts[0].components[1].backup.heartbeat_every: must be greater than zero
+            inline.json:4:100: hosts[0].components[1].backup.drill.every: 10s is too short; use at least 1m
+            inline.json:4:120: hosts[0].components[1].backup.drill.check_sql: is empty; give a query returning one row whose first column is true when healthy, or leave it out
+        "#]],
+    );
+    check_inline(
+        &spec_with(
+            r#""hosts": [{"name": "db1", "components": [{"name": "db", "kind": "database", "backup": {"pgdata": "/pg"}}]},
+                         {"name": "db2", "components": [{"name": "db", "kind": "database", "backup": {"pgdata": "/pg"}}]}]"#,
+        ),
+        expect![[r#"
+            inline.json:2:102: hosts[1].components[0].backup: database "db" is already backed up on host "db1" (at hosts[0].components[0].backup); backed-up databases need distinct component names in a platform
+        "#]],
+    );
+    // structural problems stop at the first
+    check_inline(
+        &host(
+            r#"{"name": "db", "kind": "database", "backup": {"pgdata": "/pg", "retention": "7d"}}"#,
+        ),
+        expect![[r#"
+            inline.json:1:188: hosts[0].components[0].backup.retention: unknown field `retention`, expected one of `pgdata`, `connection`, `full_every`, `keep_full`, `pitr_window`, `archive_timeout`, `compression_level`, `parallel`, `split_size`, `heartbeat_every`, `drill`
+        "#]],
+    );
+    check_inline(
+        &host(r#"{"name": "db", "kind": "database", "backup": {"connection": "postgres://x"}}"#),
+        expect![[r#"
+            inline.json:1:189: hosts[0].components[0].backup: missing field `pgdata`
+        "#]],
+    );
+    check_inline(
+        &host(r#"{"name": "db", "kind": "database", "backup": ["/pg"]}"#),
+        expect![[r#"
+            inline.json:1:160: hosts[0].components[0].backup: invalid type: array, expected an object
+        "#]],
+    );
+    check_inline(
+        &host(
+            r#"{"name": "db", "kind": "database", "backup": {"pgdata": "/pg", "drill": ["7d"]}}"#,
+        ),
+        expect![[r#"
+            inline.json:1:187: hosts[0].components[0].backup.drill: invalid type: array, expected an object
+        "#]],
+    );
+    check_inline(
+        &host(r#"{"name": "db", "kind": "database", "backup": {"pgdata": "/pg", "drill": {}}}"#),
+        expect![[r#"
+            inline.json:1:188: hosts[0].components[0].backup.drill: missing field `every`
         "#]],
     );
 }

@@ -80,8 +80,8 @@ fn every_object_is_closed_and_every_property_described() {
     let schema = spec_json_schema();
     let mut objects = Vec::new();
     object_schemas(&schema, &mut objects);
-    // PlatformSpec, HostSpec, ComponentSpec, MonitorSpec, RuleSpec
-    assert_eq!(objects.len(), 5);
+    // PlatformSpec, HostSpec, ComponentSpec, BackupSpec, DrillSpec, MonitorSpec, RuleSpec
+    assert_eq!(objects.len(), 7);
     for object in objects {
         assert_eq!(object["additionalProperties"], false, "{object:#}");
         assert!(object["description"].is_string(), "{object:#}");

@@ -59,6 +59,9 @@ pub enum Permission {
     AgentReport,
     /// Store ISVs' public backup keys (admins only: they decide who can read every backup).
     ManageBackupKeys,
+    /// Read a platform's backup repository location with its credentials, for restores and
+    /// verification (admins only: whoever holds them can delete backups).
+    AccessBackupRepository,
 }
 
 /// An authenticated caller.
@@ -104,7 +107,10 @@ impl Principal {
                 ..
             } => !matches!(
                 permission,
-                Permission::ReadAudit | Permission::AgentReport | Permission::ManageBackupKeys
+                Permission::ReadAudit
+                    | Permission::AgentReport
+                    | Permission::ManageBackupKeys
+                    | Permission::AccessBackupRepository
             ),
             Principal::User {
                 role: Role::Viewer, ..
@@ -444,6 +450,9 @@ mod tests {
         assert!(operator.allows(Permission::ApplySpec));
         assert!(!operator.allows(Permission::ReadAudit));
         assert!(!operator.allows(Permission::ManageBackupKeys));
+        assert!(!operator.allows(Permission::AccessBackupRepository));
+        assert!(!viewer.allows(Permission::AccessBackupRepository));
+        assert!(!agent.allows(Permission::AccessBackupRepository));
         assert!(agent.allows(Permission::WriteMetrics));
         assert!(!agent.allows(Permission::Read));
     }

@@ -1,4 +1,10 @@
-//! Backup service functions: the ISVs' public backup keys. The private halves never reach the server.
+//! Backup service functions: the ISVs' public backup keys (the private halves never reach the
+//! server); the agents' backup jobs in `backup/jobs.rs`, the catalog and repository access in
+//! `backup/catalog.rs`, WAL runs in `backup/ranges.rs`.
+
+mod catalog;
+mod jobs;
+mod ranges;
 
 use cloudkeep_protocol::backup::{BackupKeyCreate, BackupKeyList, BackupKeyView};
 use cloudkeep_store::BackupKeyRecord;

@@ -31,6 +31,9 @@ pub struct RawServerConfig {
     /// Notification channels, contacts, groups and routes.
     #[serde(default)]
     pub notify: crate::notify_config::RawNotifySection,
+    /// Where the ISVs' backups live.
+    #[serde(default)]
+    pub backup: crate::backup_config::RawBackupSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +83,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub collectd: CollectdConfig,
     pub notify: crate::notify_config::NotifyConfig,
+    /// The backup repositories; none by default (`cloudkeep up` sets a local one).
+    pub backup: crate::backup_config::BackupConfig,
 }
 
 /// collectd in, validated.
@@ -137,6 +142,7 @@ impl ServerConfig {
             max_body_bytes: 32 << 20,
             collectd: CollectdConfig::default(),
             notify: crate::notify_config::NotifyConfig::default(),
+            backup: crate::backup_config::BackupConfig::default(),
         }
     }
 
@@ -223,6 +229,13 @@ impl ServerConfig {
                 problems.join("\n  ")
             ))
         })?;
+        config.backup = raw.backup.validate().map_err(|problems| {
+            invalid(format!(
+                "the [backup] section has {} problem(s):\n  {}",
+                problems.len(),
+                problems.join("\n  ")
+            ))
+        })?;
         Ok(config)
     }
 
@@ -289,6 +302,27 @@ max_body_mib = 8
         .to_string();
         assert_eq!(err, "c.toml: tsdb.raw_retention_days must be at least 1");
     }
+
+    #[test]
+    fn backup_section_is_validated_with_paths() {
+        let text = "version = 1\n[backup.isv.acme.repository]\nkind = \"s3\"\nbucket = \"\"\naccess_key_id = \"a\"\nsecret_access_key = \"s\"\n";
+        let err = ServerConfig::from_toml(Path::new("c.toml"), text, Path::new("/d"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "c.toml: the [backup] section has 1 problem(s):\n  backup.isv.acme.repository.bucket: empty"
+        );
+        let text = "version = 1\n[backup.repository]\nkind = \"local\"\npath = \"/srv/backups\"\n";
+        let config = ServerConfig::from_toml(Path::new("c.toml"), text, Path::new("/d")).unwrap();
+        assert_eq!(
+            config.backup.repository_for("acme"),
+            Some(cloudkeep_backup::RepoLocation::Local {
+                path: "/srv/backups".into(),
+                prefix: "isv/acme".into()
+            })
+        );
+    }
 }
 
 #[cfg(test)]
@@ -304,6 +338,10 @@ mod example_file {
         assert_eq!(config.seal_interval, Duration::from_secs(7200));
         assert_eq!(config.notify.policy.contacts().count(), 3);
         assert_eq!(config.notify.policy.routes().len(), 2);
+        let globex = config.backup.repository_for("globex").unwrap();
+        assert_eq!(globex.prefix(), "cloudkeep/isv/globex");
+        let acme = config.backup.repository_for("acme").unwrap();
+        assert_eq!(acme.prefix(), "");
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod alerting;
 pub mod auth;
 mod backup;
+pub mod backup_config;
 pub mod collectd;
 pub mod config;
 pub mod enrol;

@@ -8,7 +8,7 @@ use crate::{Store, StoreError, get_opt_i64};
 
 /// A timestamped fact about a platform: a state change, an acknowledgement, a notification
 /// sent or failed, a maintenance window starting or ending.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventRecord {
     pub id: String,
     pub at_ms: i64,

@@ -1,8 +1,16 @@
-//! Backup rows: the public keys (age recipients) backups of each ISV are encrypted to.
+//! Backup rows: the public keys (age recipients) backups of each ISV are encrypted to; the catalog
+//! of committed backups is in `backup/catalog.rs`.
+
+mod catalog;
 
 use sqlx::Row;
 
 use crate::{Store, StoreError, conflict_or};
+
+pub use catalog::{
+    BackupChange, BackupDatabaseRecord, BackupFailureRecord, BackupReportApplied, BaseBackupRecord,
+    WalFileRecord,
+};
 
 /// One ISV's public backup key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,10 @@ pub use alerting::{
     AlertRecord, DeliveryRecord, EventFilter, EventRecord, MaintenanceRecord, SilenceRecord,
 };
 pub use audit::{AuditRecord, chain_is_valid};
-pub use backup::BackupKeyRecord;
+pub use backup::{
+    BackupChange, BackupDatabaseRecord, BackupFailureRecord, BackupKeyRecord, BackupReportApplied,
+    BaseBackupRecord, WalFileRecord,
+};
 pub use records::{
     AgentRecord, ApiTokenRecord, ApplyOutcome, HostRecord, JoinTokenRecord, PlatformRecord,
     UserRecord,
@@ -79,6 +82,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("backup_keys"),
             MigrationType::Simple,
             include_str!("../migrations/0003_backup_keys.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("backup_catalog"),
+            MigrationType::Simple,
+            include_str!("../migrations/0004_backup_catalog.sql").into_sql_str(),
             false,
         ),
     ])

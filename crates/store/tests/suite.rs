@@ -1,9 +1,10 @@
 //! The store test suite: every case runs on a temp SQLite file and on a real PostgreSQL server.
 
 use cloudkeep_store::{
-    AgentRecord, AlertRecord, ApiTokenRecord, ApplyOutcome, DeliveryRecord, EventFilter,
+    AgentRecord, AlertRecord, ApiTokenRecord, ApplyOutcome, BackupChange, BackupDatabaseRecord,
+    BackupFailureRecord, BackupReportApplied, BaseBackupRecord, DeliveryRecord, EventFilter,
     EventRecord, HostRecord, JoinRefusal, JoinTokenRecord, MaintenanceRecord, PlatformRecord,
-    SilenceRecord, Store, StoreError, UserRecord, chain_is_valid,
+    SilenceRecord, Store, StoreError, UserRecord, WalFileRecord, chain_is_valid,
 };
 use cloudkeep_testkit::postgres::TestPostgres;
 
@@ -43,6 +44,12 @@ const CASES: &[(&str, Case)] = &[
     }),
     ("backup_keys_are_listed_per_isv_and_unique", |store| {
         Box::pin(backup_keys_are_listed_per_isv_and_unique(store))
+    }),
+    ("backup_reports_are_idempotent_and_expire_rows", |store| {
+        Box::pin(backup_reports_are_idempotent_and_expire_rows(store))
+    }),
+    ("backup_failures_keep_the_latest", |store| {
+        Box::pin(backup_failures_keep_the_latest(store))
     }),
 ];
 
@@ -573,4 +580,216 @@ async fn backup_keys_are_listed_per_isv_and_unique(store: Store) {
         matches!(duplicate, cloudkeep_store::StoreError::Conflict(_)),
         "{duplicate:?}"
     );
+}
+
+fn backup_database(platform: &str, database: &str, host: &str, at_ms: i64) -> BackupDatabaseRecord {
+    BackupDatabaseRecord {
+        platform: platform.into(),
+        database: database.into(),
+        host: host.into(),
+        isv: "acme".into(),
+        first_reported_at_ms: at_ms,
+        last_reported_at_ms: at_ms,
+        last_failure: None,
+    }
+}
+
+fn wal_file(platform: &str, database: &str, segment: i64, archived_at_ms: i64) -> WalFileRecord {
+    WalFileRecord {
+        platform: platform.into(),
+        database: database.into(),
+        name: format!("00000001{:016X}", segment),
+        timeline: 1,
+        segment,
+        plain_bytes: 16 << 20,
+        stored_bytes: 1 << 20,
+        archived_at_ms,
+        upload_ms: 40,
+        reported_at_ms: archived_at_ms + 5,
+    }
+}
+
+fn base_backup(platform: &str, database: &str, id: &str, started_at_ms: i64) -> BaseBackupRecord {
+    BaseBackupRecord {
+        platform: platform.into(),
+        database: database.into(),
+        id: id.into(),
+        host: "db1".into(),
+        isv: "acme".into(),
+        started_at_ms,
+        stopped_at_ms: started_at_ms + 60_000,
+        start_lsn: "0/2000028".into(),
+        stop_lsn: "0/3000100".into(),
+        timeline: 1,
+        start_wal: "000000010000000000000002".into(),
+        stop_wal: "000000010000000000000003".into(),
+        files: 1234,
+        plain_bytes: 5_000_000_000,
+        stored_bytes: 1_000_000_000,
+        reported_at_ms: started_at_ms + 61_000,
+    }
+}
+
+async fn backup_reports_are_idempotent_and_expire_rows(store: Store) {
+    let db = backup_database("shop", "db", "db1", 1000);
+    let report = vec![
+        BackupChange::Wal(wal_file("shop", "db", 3, 2000)),
+        BackupChange::Wal(wal_file("shop", "db", 2, 1500)),
+        BackupChange::Base(base_backup("shop", "db", "20261122T101500Z-3fa2", 1000)),
+        BackupChange::Base(base_backup("shop", "db", "20261121T101500Z-0001", 500)),
+    ];
+    let applied = store.apply_backup_report(&db, &report).await.unwrap();
+    assert_eq!(
+        applied,
+        BackupReportApplied {
+            wal_files_added: 2,
+            base_backups_added: 2,
+            rows_removed: 0,
+            new_failures: Vec::new(),
+        }
+    );
+    // The same report again (an agent retrying after a lost answer) changes nothing.
+    let again = backup_database("shop", "db", "db1", 3000);
+    assert_eq!(
+        store.apply_backup_report(&again, &report).await.unwrap(),
+        BackupReportApplied::default()
+    );
+    // Another database of the same name on another platform is separate.
+    store
+        .apply_backup_report(
+            &backup_database("other", "db", "x1", 1000),
+            &[BackupChange::Wal(wal_file("other", "db", 9, 1000))],
+        )
+        .await
+        .unwrap();
+
+    let databases = store
+        .list_backup_databases(Some("shop"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        databases,
+        [BackupDatabaseRecord {
+            last_reported_at_ms: 3000,
+            ..db.clone()
+        }]
+    );
+    assert_eq!(
+        store
+            .list_backup_databases(None, Some("db"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let bases = store
+        .list_base_backups(Some("shop"), Some("db"))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = bases.iter().map(|base| base.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["20261121T101500Z-0001", "20261122T101500Z-3fa2"],
+        "oldest first"
+    );
+    assert_eq!(
+        bases[1],
+        base_backup("shop", "db", "20261122T101500Z-3fa2", 1000)
+    );
+    let wal = store
+        .list_wal_files(Some("shop"), Some("db"))
+        .await
+        .unwrap();
+    assert_eq!(
+        wal,
+        [
+            wal_file("shop", "db", 2, 1500),
+            wal_file("shop", "db", 3, 2000)
+        ]
+    );
+    assert_eq!(store.list_wal_files(None, None).await.unwrap().len(), 3);
+
+    // Expiry removes the named rows of this database only; unknown names are ignored.
+    let applied = store
+        .apply_backup_report(
+            &db,
+            &[BackupChange::Expired {
+                base_ids: vec!["20261121T101500Z-0001".into(), "nope".into()],
+                wal_names: vec![
+                    wal_file("shop", "db", 2, 0).name,
+                    wal_file("other", "db", 9, 0).name,
+                ],
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.rows_removed, 2);
+    let ids: Vec<String> = store
+        .list_base_backups(Some("shop"), Some("db"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|base| base.id)
+        .collect();
+    assert_eq!(ids, ["20261122T101500Z-3fa2"]);
+    assert_eq!(
+        store
+            .list_wal_files(Some("shop"), Some("db"))
+            .await
+            .unwrap(),
+        [wal_file("shop", "db", 3, 2000)]
+    );
+    assert_eq!(
+        store
+            .list_wal_files(Some("other"), None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn backup_failures_keep_the_latest(store: Store) {
+    let db = backup_database("shop", "db", "db1", 1000);
+    let failure = |what: &str, at_ms: i64| BackupFailureRecord {
+        what: what.into(),
+        message: format!("{what} failed"),
+        at_ms,
+    };
+    let report = [
+        BackupChange::Failed(failure("base", 1900)),
+        BackupChange::Wal(wal_file("shop", "db", 1, 1950)),
+        BackupChange::Failed(failure("wal", 2000)),
+    ];
+    let applied = store.apply_backup_report(&db, &report).await.unwrap();
+    assert_eq!(applied.new_failures, [0, 2]);
+    // A retried report brings no news; its older failure is not news either.
+    let applied = store.apply_backup_report(&db, &report[2..]).await.unwrap();
+    assert_eq!(applied.new_failures, Vec::<usize>::new());
+    // An older failure arriving late is news but does not hide the newer one; a newer one replaces it.
+    let applied = store
+        .apply_backup_report(&db, &[BackupChange::Failed(failure("base", 1500))])
+        .await
+        .unwrap();
+    assert_eq!(applied.new_failures, [0]);
+    let listed = store.list_backup_databases(None, None).await.unwrap();
+    assert_eq!(listed[0].last_failure, Some(failure("wal", 2000)));
+    store
+        .apply_backup_report(
+            &BackupDatabaseRecord {
+                host: "db2".into(),
+                ..db.clone()
+            },
+            &[BackupChange::Failed(failure("retention", 2500))],
+        )
+        .await
+        .unwrap();
+    let listed = store
+        .list_backup_databases(Some("shop"), Some("db"))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].host, "db2", "the host that reported last");
+    assert_eq!(listed[0].first_reported_at_ms, 1000);
+    assert_eq!(listed[0].last_failure, Some(failure("retention", 2500)));
 }

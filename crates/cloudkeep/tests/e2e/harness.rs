@@ -200,6 +200,28 @@ pub fn agent(server: &str, state_dir: &Path, hostname: &str, token: Option<&str>
     Process::spawn(command)
 }
 
+/// An agent credential for `host` of `platform`, enrolled with a fresh join token the admin creates,
+/// as a client (for tests that speak for an agent without running one).
+pub async fn enrol_agent(server_url: &str, admin: &Client, platform: &str, host: &str) -> Client {
+    let token = admin
+        .create_token(&cloudkeep_protocol::api::TokenCreateRequest {
+            platform: platform.into(),
+            ttl_seconds: None,
+        })
+        .await
+        .unwrap();
+    let enrolled = Client::new(server_url, None)
+        .unwrap()
+        .enroll(&cloudkeep_protocol::api::EnrollRequest {
+            join_token: token.token,
+            hostname: host.into(),
+            agent_version: "test".into(),
+        })
+        .await
+        .unwrap();
+    Client::new(server_url, Some(enrolled.credential)).unwrap()
+}
+
 /// A platform spec with the given hosts.
 pub fn spec(platform: &str, hosts: &[&str]) -> String {
     serde_json::json!({

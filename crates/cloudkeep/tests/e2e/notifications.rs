@@ -13,7 +13,7 @@ use cloudkeep_protocol::remote_write::{self, Label, Sample, TimeSeries, WriteReq
 use cloudkeep_testkit::http_sink::HttpSink;
 use cloudkeep_testkit::smtp::{SmtpOptions, SmtpTls, TestSmtp};
 
-use crate::harness::{Process, TestServer, wait_for};
+use crate::harness::{Process, TestServer, enrol_agent, wait_for};
 
 const SMTP_USER: &str = "noc-relay";
 const SMTP_PASSWORD: &str = "relay-secret-8d1f";
@@ -371,23 +371,7 @@ async fn maintenance_holds_the_page_until_the_window_ends_and_rules_must_name_kn
         })
         .await
         .unwrap();
-    let token = admin
-        .create_token(&TokenCreateRequest {
-            platform: "shop".into(),
-            ttl_seconds: None,
-        })
-        .await
-        .unwrap();
-    let enrolled = Client::new(&server.url(), None)
-        .unwrap()
-        .enroll(&cloudkeep_protocol::api::EnrollRequest {
-            join_token: token.token,
-            hostname: "edge1".into(),
-            agent_version: "test".into(),
-        })
-        .await
-        .unwrap();
-    let agent = Client::new(&server.url(), Some(enrolled.credential)).unwrap();
+    let agent = enrol_agent(&server.url(), &admin, "shop", "edge1").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     agent
         .remote_write(cpu_sample(250.0, now_ms()))

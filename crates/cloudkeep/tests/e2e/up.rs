@@ -117,6 +117,15 @@ async fn up_lists_this_host_with_fresh_metrics_and_cli_agrees() {
     assert!(table.starts_with("HOST"), "{table}");
     assert!(table.contains(&host.name), "{table}");
 
+    // Backups go to <data dir>/backups, one folder per isv.
+    let access = client.backup_repository("local").await.unwrap();
+    let backups_dir = std::path::absolute(data_dir.join("backups")).unwrap();
+    assert!(backups_dir.is_dir());
+    assert_eq!(
+        access.repository,
+        serde_json::json!({"kind": "local", "path": backups_dir, "prefix": "isv/local"})
+    );
+
     // The server's own endpoints are up too.
     let metrics = reqwest_text(&format!("{url}/metrics")).await;
     assert!(

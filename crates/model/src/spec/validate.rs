@@ -2,9 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::duration::Duration;
 use crate::error::JsonPath;
 use crate::id::{ComponentName, HostName, MonitorName};
-use crate::spec::{Direction, MonitorSpec, PlatformSpec, RuleSpec};
+use crate::spec::{
+    BackupSpec, ComponentKind, Direction, DrillSpec, MonitorSpec, PlatformSpec, RuleSpec,
+};
 
 /// A semantic problem: where it is and what it is.
 pub(crate) type Problem = (JsonPath, String);
@@ -18,6 +21,7 @@ pub(crate) fn validate(spec: &PlatformSpec) -> Vec<Problem> {
     let root = JsonPath::root();
     check_monitor_list(&mut problems, &root.key("monitors"), &spec.monitors);
     check_hosts(&mut problems, spec);
+    check_backups(&mut problems, spec);
     check_rules(&mut problems, spec);
     problems
 }
@@ -117,6 +121,166 @@ fn check_hosts(problems: &mut Vec<Problem>, spec: &PlatformSpec) {
                 }
             }
         }
+    }
+}
+
+/// `backup` sections: only on databases, one per database name in the platform (the catalog and the
+/// repository know a database by platform and name), and every setting in range.
+fn check_backups(problems: &mut Vec<Problem>, spec: &PlatformSpec) {
+    let hosts_path = JsonPath::root().key("hosts");
+    let mut seen: HashMap<&ComponentName, (JsonPath, &HostName)> = HashMap::new();
+    for (h, host) in spec.hosts.iter().enumerate() {
+        for (c, component) in host.components.iter().enumerate() {
+            let Some(backup) = &component.backup else {
+                continue;
+            };
+            let backup_path = hosts_path.index(h).key("components").index(c).key("backup");
+            if component.kind != ComponentKind::Database {
+                problems.push((
+                    backup_path.clone(),
+                    format!(
+                        "`backup` is only allowed on components of kind \"database\"; {:?} is of kind {:?}",
+                        component.name.as_str(),
+                        component.kind.as_str()
+                    ),
+                ));
+            }
+            if let Some((first, first_host)) = seen.get(&component.name) {
+                problems.push((
+                    backup_path.clone(),
+                    format!(
+                        "database {:?} is already backed up on host {:?} (at {first}); backed-up databases need distinct component names in a platform",
+                        component.name.as_str(),
+                        first_host.as_str()
+                    ),
+                ));
+            } else {
+                seen.insert(&component.name, (backup_path.clone(), &host.name));
+            }
+            check_backup_settings(problems, &backup_path, backup);
+        }
+    }
+}
+
+fn check_backup_settings(problems: &mut Vec<Problem>, path: &JsonPath, backup: &BackupSpec) {
+    if !backup.pgdata.starts_with('/') {
+        problems.push((
+            path.key("pgdata"),
+            format!(
+                "{:?} is not an absolute path; give PostgreSQL's data directory, e.g. \"/var/lib/postgresql/15/main\"",
+                backup.pgdata
+            ),
+        ));
+    }
+    if let Some(connection) = &backup.connection
+        && !(connection.starts_with("postgres://") || connection.starts_with("postgresql://"))
+    {
+        // The text may hold a password: it is not repeated.
+        problems.push((
+            path.key("connection"),
+            "must be a postgres:// or postgresql:// URL".to_owned(),
+        ));
+    }
+    if let Some(full_every) = backup.full_every
+        && full_every < BackupSpec::MIN_FULL_EVERY
+    {
+        problems.push((
+            path.key("full_every"),
+            format!(
+                "{full_every} is too short; use at least {}",
+                BackupSpec::MIN_FULL_EVERY
+            ),
+        ));
+    }
+    check_in_range(
+        problems,
+        path,
+        "archive_timeout",
+        backup.archive_timeout,
+        &(BackupSpec::MIN_ARCHIVE_TIMEOUT..=BackupSpec::MAX_ARCHIVE_TIMEOUT),
+    );
+    if backup.heartbeat_every.is_some_and(Duration::is_zero) {
+        problems.push((
+            path.key("heartbeat_every"),
+            "must be greater than zero".to_owned(),
+        ));
+    }
+    if backup.keep_full == Some(0) {
+        problems.push((
+            path.key("keep_full"),
+            "must be at least 1: retention never deletes the newest full backup".to_owned(),
+        ));
+    }
+    check_in_range(
+        problems,
+        path,
+        "compression_level",
+        backup.compression_level,
+        &BackupSpec::COMPRESSION_LEVELS,
+    );
+    check_in_range(
+        problems,
+        path,
+        "parallel",
+        backup.parallel,
+        &BackupSpec::PARALLEL,
+    );
+    if let Some(split_size) = backup.split_size
+        && split_size < BackupSpec::MIN_SPLIT_SIZE
+    {
+        problems.push((
+            path.key("split_size"),
+            format!(
+                "{split_size} bytes is too small; use at least {} (1 MiB)",
+                BackupSpec::MIN_SPLIT_SIZE
+            ),
+        ));
+    }
+    if let Some(drill) = &backup.drill {
+        let drill_path = path.key("drill");
+        if drill.every < DrillSpec::MIN_EVERY {
+            problems.push((
+                drill_path.key("every"),
+                format!(
+                    "{} is too short; use at least {}",
+                    drill.every,
+                    DrillSpec::MIN_EVERY
+                ),
+            ));
+        }
+        if drill
+            .check_sql
+            .as_deref()
+            .is_some_and(|sql| sql.trim().is_empty())
+        {
+            problems.push((
+                drill_path.key("check_sql"),
+                "is empty; give a query returning one row whose first column is true when healthy, or leave it out"
+                    .to_owned(),
+            ));
+        }
+    }
+}
+
+/// A problem at `path.field` when `value` is given and outside `range`.
+fn check_in_range<T: PartialOrd + std::fmt::Display>(
+    problems: &mut Vec<Problem>,
+    path: &JsonPath,
+    field: &str,
+    value: Option<T>,
+    range: &std::ops::RangeInclusive<T>,
+) {
+    if let Some(value) = value
+        && !range.contains(&value)
+    {
+        problems.push((
+            path.key(field),
+            format!(
+                "{value} is out of range; use {} to {}",
+                range.start(),
+                range.end()
+            ),
+        ));
     }
 }
 

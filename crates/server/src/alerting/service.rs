@@ -466,7 +466,8 @@ impl Server {
         Ok(NotifyTestResult { deliveries })
     }
 
-    /// The monitors the calling agent's host runs, from its platform's spec.
+    /// The monitors the calling agent's host runs and the databases it backs up, from its platform's
+    /// spec and the server's `[backup]` repositories.
     pub async fn agent_config(&self, caller: &Principal) -> Result<AgentConfig, ServiceError> {
         caller.require(Permission::AgentReport)?;
         let Principal::Agent { host, platform, .. } = caller else {
@@ -492,6 +493,10 @@ impl Server {
                         .collect()
                 })
                 .unwrap_or_default();
+        let backups = match spec.host(&host_name) {
+            Some(host) => self.backup_jobs(&spec, host).await?,
+            None => Vec::new(),
+        };
         let monitors = spec
             .monitors_for_host(&host_name)
             .into_iter()
@@ -508,7 +513,7 @@ impl Server {
         Ok(AgentConfig {
             revision: record.revision,
             monitors,
-            backups: Vec::new(),
+            backups,
         })
     }
 
