@@ -221,12 +221,19 @@ impl BackupManager {
                 if status.full_running { 1.0 } else { 0.0 },
             ));
             for what in ["wal", "base", "retention", "heartbeat", "config"] {
+                let labels = [("database", database.as_str()), ("what", what)];
                 samples.push(Sample::with_labels(
                     "cloudkeep_backup_failures_total",
-                    &[("database", database.as_str()), ("what", what)],
+                    &labels,
                     status.failures.get(what).copied().unwrap_or(0) as f64,
                 ));
             }
+            // One series per database (how many kinds of work fail right now), for the default rule.
+            samples.push(Sample::with_labels(
+                "cloudkeep_backup_failing",
+                &[("database", database.as_str())],
+                status.failing.values().filter(|failing| **failing).count() as f64,
+            ));
         }
         samples
     }

@@ -15,6 +15,22 @@ const LISTED_MESSAGE_CHARS: usize = 60;
 pub async fn run(command: &BackupsCommand) -> anyhow::Result<()> {
     let now = cloudkeep_stdx::SystemClock.now_ms();
     match command {
+        BackupsCommand::Verify {
+            platform,
+            database,
+            repository,
+            parallel,
+            remote,
+        } => {
+            crate::restore::verify(
+                platform,
+                database.as_deref(),
+                repository.as_deref(),
+                *parallel,
+                remote,
+            )
+            .await
+        }
         BackupsCommand::List {
             platform,
             database,

@@ -142,6 +142,23 @@ pub enum BackupsCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Read back every object of a platform's backups and check lengths, blake3 checksums and
+    /// that each base backup's WAL is there (no key needed); names every bad object.
+    Verify {
+        #[arg(long)]
+        platform: String,
+        /// The database; needed when the platform backs up several.
+        #[arg(long)]
+        database: Option<String>,
+        /// A repository location file (TOML or JSON), to verify without asking the server.
+        #[arg(long)]
+        repository: Option<PathBuf>,
+        /// Objects read at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// One database's base backups (times, LSNs, sizes), WAL runs and last failure.
     Show {
         #[arg(long)]

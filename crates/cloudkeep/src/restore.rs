@@ -370,3 +370,89 @@ fn print_drill(report: &cloudkeep_backup::pg::DrillReport) {
         println!("  error: {error}");
     }
 }
+
+/// What `cloudkeep backups verify` prints for one database.
+#[derive(Debug, Serialize)]
+pub struct VerifyOutput {
+    pub platform: String,
+    pub database: String,
+    pub repository: String,
+    pub base_backups: usize,
+    pub wal_files: usize,
+    pub objects: usize,
+    pub stored_bytes: u64,
+    pub problems: Vec<VerifyProblemOutput>,
+}
+
+/// One problem found.
+#[derive(Debug, Serialize)]
+pub struct VerifyProblemOutput {
+    pub what: String,
+    pub object: String,
+    pub message: String,
+}
+
+/// Reads back every object of a platform's backups (no key needed) and fails when any is bad.
+pub async fn verify(
+    platform: &str,
+    database: Option<&str>,
+    repository_file: Option<&Path>,
+    parallel: usize,
+    remote: &crate::cli::Remote,
+) -> anyhow::Result<()> {
+    let repository = repository_for(platform, repository_file, remote).await?;
+    let database = database_for(&repository, platform, database).await?;
+    let layout = DatabaseLayout::new(platform, &database)?;
+    let report =
+        cloudkeep_backup::pg::verify_database(&repository, &layout, parallel.max(1)).await?;
+    let output = VerifyOutput {
+        platform: platform.to_owned(),
+        database,
+        repository: repository.root().to_owned(),
+        base_backups: report.base_backups,
+        wal_files: report.wal_files,
+        objects: report.objects,
+        stored_bytes: report.stored_bytes,
+        problems: report
+            .problems
+            .iter()
+            .map(|problem| VerifyProblemOutput {
+                what: problem.what.clone(),
+                object: problem.object.clone(),
+                message: problem.message.clone(),
+            })
+            .collect(),
+    };
+    match remote.output {
+        OutputFormat::Json => print(OutputFormat::Json, &output, &[], Vec::new())?,
+        OutputFormat::Table => {
+            println!(
+                "{}/{} in {}: {} base backups, {} WAL files, {} objects ({} stored bytes) read back",
+                output.platform,
+                output.database,
+                output.repository,
+                output.base_backups,
+                output.wal_files,
+                output.objects,
+                output.stored_bytes
+            );
+            for problem in &output.problems {
+                println!(
+                    "  PROBLEM {}: {}: {}",
+                    problem.what, problem.object, problem.message
+                );
+            }
+            if output.problems.is_empty() {
+                println!("  all objects intact, every backup's WAL present");
+            }
+        }
+    }
+    if !output.problems.is_empty() {
+        bail!(
+            "{} problem(s) found in the backups of {platform}/{}",
+            output.problems.len(),
+            output.database
+        );
+    }
+    Ok(())
+}

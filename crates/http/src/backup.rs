@@ -6,7 +6,8 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use cloudkeep_protocol::api::ErrorBody;
 use cloudkeep_protocol::backup::{
-    BackupCatalog, BackupKeyCreate, BackupKeyList, BackupKeyView, BackupReport, RepositoryAccess,
+    BackupCatalog, BackupKeyCreate, BackupKeyList, BackupKeyView, BackupReport, DrillRecord,
+    RepositoryAccess,
 };
 use cloudkeep_server::Server;
 use serde::Deserialize;
@@ -56,6 +57,20 @@ pub(crate) async fn report(
     Json(report): Json<BackupReport>,
 ) -> Result<StatusCode, ApiError> {
     server.report_backups(&caller, &report).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Record a DR drill's result as an event on the platform (operators and admins).
+#[utoipa::path(post, path = "/api/v1/backups/drills", request_body = DrillRecord,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn drill(
+    State(server): State<Server>,
+    Caller(caller): Caller,
+    Json(record): Json<DrillRecord>,
+) -> Result<StatusCode, ApiError> {
+    server.record_drill(&caller, &record).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -70,6 +70,7 @@ pub fn app(server: Server) -> Router {
         )
         .route("/api/v1/backups", get(backup::catalog))
         .route("/api/v1/backups/repository", get(backup::repository))
+        .route("/api/v1/backups/drills", post(backup::drill))
         .route("/api/v1/agent/config", get(alerting::agent_config))
         .route("/api/v1/agent/checks", post(alerting::agent_checks))
         .route("/api/v1/agent/backups", post(backup::report))

@@ -41,6 +41,7 @@ use crate::{alerting, handlers};
         crate::backup::create,
         crate::backup::catalog,
         crate::backup::repository,
+        crate::backup::drill,
         alerting::agent_config,
         alerting::agent_checks,
         crate::backup::report,

@@ -3,6 +3,7 @@
 //! `backup/catalog.rs`, WAL runs in `backup/ranges.rs`.
 
 mod catalog;
+mod drill;
 mod jobs;
 mod ranges;
 

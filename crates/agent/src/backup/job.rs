@@ -58,6 +58,8 @@ pub struct JobStatus {
     pub last_full_stored_bytes: Option<u64>,
     /// Failures by kind (`wal`, `base`, `retention`, `heartbeat`, `config`).
     pub failures: BTreeMap<String, u64>,
+    /// Kinds whose latest attempt failed (cleared by the next success).
+    pub failing: BTreeMap<String, bool>,
     /// Whether a full backup is running.
     pub full_running: bool,
 }
@@ -213,6 +215,7 @@ impl Job {
         let now_ms = self.now_ms();
         if let Ok(mut status) = self.context.status.lock() {
             *status.failures.entry(what.to_owned()).or_default() += 1;
+            status.failing.insert(what.to_owned(), true);
         }
         let repeated = self
             .reported_failures
@@ -229,6 +232,14 @@ impl Job {
             message,
             at_ms: now_ms,
         }));
+    }
+
+    /// Records that the latest attempt of `what` succeeded.
+    fn succeeded(&mut self, what: &str) {
+        if let Ok(mut status) = self.context.status.lock() {
+            status.failing.insert(what.to_owned(), false);
+        }
+        self.reported_failures.remove(what);
     }
 
     fn push_event(&mut self, event: BackupEvent) {
@@ -301,6 +312,7 @@ impl Job {
                 for waiter in waiters {
                     let _ = waiter.send(Ok(()));
                 }
+                self.succeeded("wal");
                 self.archiver.done.insert(name);
                 self.archiver.retry_after.remove(&outcome.receipt.name);
                 if let Ok(mut status) = self.context.status.lock() {
@@ -390,15 +402,19 @@ impl Job {
         let now_ms = self.now_ms();
         if self.ready.is_some() && now_ms >= self.next_configure_ms {
             self.next_configure_ms = now_ms + CONFIGURE_EVERY_MS;
-            if let Err(message) = self.configure().await {
-                self.fail("config", message);
+            match self.configure().await {
+                Ok(()) => self.succeeded("config"),
+                Err(message) => self.fail("config", message),
             }
         }
         if self.ready.is_some() && now_ms >= self.next_heartbeat_ms {
             self.next_heartbeat_ms = now_ms + self.context.job.heartbeat_every_ms.max(1000);
-            if let Err(message) = self.heartbeat().await {
-                self.heartbeat = None;
-                self.fail("heartbeat", message);
+            match self.heartbeat().await {
+                Ok(()) => self.succeeded("heartbeat"),
+                Err(message) => {
+                    self.heartbeat = None;
+                    self.fail("heartbeat", message);
+                }
             }
         }
         self.base_backups(now_ms).await;
@@ -577,6 +593,7 @@ impl Job {
 
     fn base_done(&mut self, manifest: BaseManifest, retention: Result<RetentionResult, String>) {
         tracing::info!(database = %self.database(), id = %manifest.id, bytes = manifest.stored_bytes, "full backup done");
+        self.succeeded("base");
         self.newest_base_ms = Some(Some(manifest.stopped_at_ms));
         if let Ok(mut status) = self.context.status.lock() {
             status.last_full_stopped_ms = Some(manifest.stopped_at_ms);
@@ -597,8 +614,11 @@ impl Job {
             stored_bytes: manifest.stored_bytes,
         }));
         match retention {
-            Ok(result) if result.base_ids.is_empty() && result.wal_names.is_empty() => {}
+            Ok(result) if result.base_ids.is_empty() && result.wal_names.is_empty() => {
+                self.succeeded("retention");
+            }
             Ok(result) => {
+                self.succeeded("retention");
                 let at_ms = self.now_ms();
                 self.push_event(BackupEvent::Expired(BackupsExpired {
                     base_ids: result.base_ids,

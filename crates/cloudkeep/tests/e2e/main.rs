@@ -3,6 +3,7 @@
 mod harness;
 
 mod backfill;
+mod backup;
 mod backup_catalog;
 mod bad_input;
 mod collect_in;
