@@ -202,6 +202,59 @@ pub static DEFAULT_RULES: &[DefaultRule] = &[
     },
 ];
 
+/// The default rules of a backed-up database (a spec component with `backup`), as (metric,
+/// parameters), scaled to its `archive_timeout` and `full_every`:
+/// - RPO: `cloudkeep_backup_wal_archive_age_seconds` (time since the newest archived WAL file),
+///   late past 3 archive timeouts (at least a minute), breached past 10 (at least 5 minutes);
+/// - full backups: `cloudkeep_backup_full_age_seconds`, overdue at 1.5 × `full_every`, missing at
+///   2.5 × (no full backup at all reads as no data, which is raised too);
+/// - failures: `cloudkeep_backup_failing` (kinds of backup work whose latest attempt failed),
+///   critical at 1, cleared by the next success.
+pub fn backup_rules(
+    archive_timeout_ms: i64,
+    full_every_ms: i64,
+) -> Vec<(&'static str, RuleParams)> {
+    let timeout_s = (archive_timeout_ms.max(1000) / SECOND_MS) as f64;
+    let full_s = (full_every_ms.max(MINUTE_MS) / SECOND_MS) as f64;
+    let late = (3.0 * timeout_s).max(60.0);
+    let breached = (10.0 * timeout_s).max(300.0);
+    vec![
+        (
+            "cloudkeep_backup_wal_archive_age_seconds",
+            above(
+                (late, "WAL archiving late, RPO at risk"),
+                (breached, "RPO breached: WAL not archived"),
+                Some(late * 0.8),
+                0,
+                DEFAULT_AGENT_INTERVAL_MS,
+            ),
+        ),
+        (
+            "cloudkeep_backup_full_age_seconds",
+            above(
+                (1.5 * full_s, "full backup overdue"),
+                (2.5 * full_s, "full backup missing"),
+                None,
+                0,
+                DEFAULT_AGENT_INTERVAL_MS,
+            ),
+        ),
+        (
+            "cloudkeep_backup_failing",
+            RuleParams {
+                direction: Direction::Above,
+                warning: None,
+                critical: Some(Level::new(1.0, "backup failed")),
+                clear: None,
+                for_ms: 0,
+                consecutive: 0,
+                no_data_after_ms: DEFAULT_AGENT_INTERVAL_MS * NO_DATA_INTERVALS,
+                flap: FlapPolicy::DEFAULT,
+            },
+        ),
+    ]
+}
+
 /// The default rule for `metric` of a `monitor_kind` monitor, if there is one.
 pub fn default_rule(monitor_kind: &str, metric: &str) -> Option<&'static DefaultRule> {
     DEFAULT_RULES
@@ -246,6 +299,37 @@ mod tests {
         }
         assert!(default_rule("load", "host_load1").is_none());
         assert!(default_rule("load", "host_load5_per_cpu").is_some());
+    }
+
+    #[test]
+    fn backup_rules_scale_with_the_archive_timeout_and_full_interval() {
+        let rules = backup_rules(60 * SECOND_MS, 24 * HOUR_MS);
+        let threshold = |metric: &str, critical: bool| {
+            let (_, params) = rules.iter().find(|(name, _)| *name == metric).unwrap();
+            let level = if critical {
+                &params.critical
+            } else {
+                &params.warning
+            };
+            level.as_ref().unwrap().threshold
+        };
+        assert_eq!(
+            threshold("cloudkeep_backup_wal_archive_age_seconds", false),
+            180.0
+        );
+        assert_eq!(
+            threshold("cloudkeep_backup_wal_archive_age_seconds", true),
+            600.0
+        );
+        assert_eq!(
+            threshold("cloudkeep_backup_full_age_seconds", false),
+            1.5 * 86_400.0
+        );
+        assert_eq!(threshold("cloudkeep_backup_failing", true), 1.0);
+        // A short archive timeout still leaves a minute before warning.
+        let quick = backup_rules(2 * SECOND_MS, HOUR_MS);
+        assert_eq!(quick[0].1.warning.as_ref().unwrap().threshold, 60.0);
+        assert_eq!(quick[0].1.critical.as_ref().unwrap().threshold, 300.0);
     }
 
     #[test]

@@ -179,6 +179,26 @@ pub fn compile(platforms: &[PlatformSpec]) -> RuleSet {
                 overridden.insert((rule.monitor.to_string(), rule.metric.to_string()));
                 set.add(spec_rule(&scope, monitor, rule));
             }
+            for component in &host.components {
+                let Some(backup) = &component.backup else {
+                    continue;
+                };
+                let archive_timeout_ms = millis(backup.effective_archive_timeout());
+                let full_every_ms = millis(backup.effective_full_every());
+                for (metric, params) in defaults::backup_rules(archive_timeout_ms, full_every_ms) {
+                    set.add(CompiledRule {
+                        scope: scope.clone(),
+                        monitor: format!("{}-backup", component.name),
+                        monitor_kind: MonitorKind::Postgres,
+                        metric: metric.to_owned(),
+                        source: Source::Rule,
+                        evaluation: Evaluation::Threshold(params),
+                        notify: Vec::new(),
+                        interval_ms: defaults::DEFAULT_AGENT_INTERVAL_MS,
+                        match_monitor_label: false,
+                    });
+                }
+            }
             for monitor in &monitors {
                 let interval_ms = monitor_interval_ms(monitor);
                 for default in defaults::DEFAULT_RULES
@@ -276,4 +296,49 @@ fn spec_rule(scope: &Arc<Scope>, monitor: &MonitorSpec, rule: &RuleSpec) -> Comp
 
 fn millis(duration: cloudkeep_model::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backed_up_database_gets_rpo_full_backup_and_failure_rules() {
+        let spec: PlatformSpec = serde_json::from_str(
+            r#"{"version": 1, "platform": "shop", "isv": "acme", "tenant": "globex", "cloud": "gc-uk1",
+                "hosts": [{"name": "db1", "components": [{"name": "db", "kind": "database",
+                    "backup": {"pgdata": "/pg", "archive_timeout": "30s", "full_every": "12h"}}]},
+                          {"name": "app1", "components": [{"name": "app", "kind": "app_server"}]}]}"#,
+        )
+        .unwrap();
+        let set = compile(&[spec]);
+        let backup_rules: Vec<&Arc<CompiledRule>> = set
+            .all()
+            .filter(|rule| rule.monitor == "db-backup")
+            .collect();
+        let metrics: BTreeSet<&str> = backup_rules
+            .iter()
+            .map(|rule| rule.metric.as_str())
+            .collect();
+        assert_eq!(
+            metrics,
+            BTreeSet::from([
+                "cloudkeep_backup_failing",
+                "cloudkeep_backup_full_age_seconds",
+                "cloudkeep_backup_wal_archive_age_seconds",
+            ])
+        );
+        assert!(backup_rules.iter().all(|rule| rule.scope.host == "db1"));
+        let full = backup_rules
+            .iter()
+            .find(|rule| rule.metric == "cloudkeep_backup_full_age_seconds")
+            .unwrap();
+        let Evaluation::Threshold(params) = &full.evaluation else {
+            panic!("a threshold rule");
+        };
+        assert_eq!(
+            params.warning.as_ref().unwrap().threshold,
+            1.5 * 12.0 * 3600.0
+        );
+    }
 }
