@@ -37,3 +37,32 @@ pub use walname::{DEFAULT_SEGMENT_SIZE, WalKind, WalName};
 
 /// Version of the manifest and receipt formats written by this build.
 pub const PG_FORMAT_VERSION: u32 = 1;
+
+/// Parses the JSON of manifest `name` as a `T`.
+fn parse_manifest<T: serde::de::DeserializeOwned>(
+    name: &crate::ManifestName,
+    bytes: &[u8],
+) -> Result<T, PgBackupError> {
+    serde_json::from_slice(bytes).map_err(|error| PgBackupError::Manifest {
+        name: name.to_string(),
+        message: error.to_string(),
+    })
+}
+
+/// Every manifest in `folder`, read `parallel` at a time and parsed as a `T`, in no set order.
+async fn read_manifests<T: serde::de::DeserializeOwned>(
+    repository: &crate::Repository,
+    folder: &str,
+    parallel: usize,
+) -> Result<Vec<T>, PgBackupError> {
+    use futures::{StreamExt, TryStreamExt};
+    let names = repository.list_manifests(folder).await?;
+    futures::stream::iter(names)
+        .map(|name| async move {
+            let bytes = repository.get_manifest(&name).await?;
+            parse_manifest(&name, &bytes)
+        })
+        .buffer_unordered(parallel.max(1))
+        .try_collect()
+        .await
+}

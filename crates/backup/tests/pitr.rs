@@ -14,19 +14,12 @@ use cloudkeep_backup::pg::{
 };
 use cloudkeep_backup::{KeyPair, RepoError, RepoLocation, Repository, generate_keypair};
 use cloudkeep_stdx::{Clock, SystemClock};
-use cloudkeep_testkit::postgres::TestPostgres;
+use cloudkeep_testkit::postgres::{TestPostgres, is_root};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
 fn now_ms() -> i64 {
     SystemClock.now_ms()
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"))
 }
 
 /// A temp dir anyone may write (PostgreSQL runs as `postgres` when the tests run as root).

@@ -172,27 +172,14 @@ pub enum BackupsCommand {
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
-    /// The platform whose database is drilled.
-    #[arg(long)]
-    pub platform: String,
-    /// The database (component); needed when the platform backs up several.
-    #[arg(long)]
-    pub database: Option<String>,
-    /// The ISV's private key file, or - to read it from stdin.
-    #[arg(long)]
-    pub key: PathBuf,
-    /// A repository location file, to drill without the server (the result is then not recorded).
-    #[arg(long)]
-    pub repository: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: BackupSource,
     /// Where the scratch data directory is made (default: the temp dir).
     #[arg(long)]
     pub scratch_dir: Option<PathBuf>,
     /// Port of the scratch server (default: a free one).
     #[arg(long)]
     pub port: Option<u16>,
-    /// Unix socket directory of the scratch server (default: the scratch dir's parent).
-    #[arg(long)]
-    pub socket_dir: Option<PathBuf>,
     /// A query whose first column is true (or non-zero) when the restored data is healthy.
     #[arg(long)]
     pub check_sql: Option<String>,
@@ -202,18 +189,8 @@ pub struct DrillArgs {
     /// The user to connect as.
     #[arg(long, default_value = "postgres")]
     pub user: String,
-    /// Directory of pg_ctl (default /usr/lib/postgresql/<version>/bin).
-    #[arg(long)]
-    pub pg_bin: Option<PathBuf>,
-    /// Run PostgreSQL as this user (default postgres when run as root).
-    #[arg(long)]
-    pub run_as: Option<String>,
-    /// Objects fetched at once.
-    #[arg(long, default_value_t = 4)]
-    pub parallel: usize,
-    /// Give up when recovery takes longer than this many seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub timeout_s: u64,
+    #[command(flatten)]
+    pub run: PgRunArgs,
     #[command(flatten)]
     pub remote: Remote,
 }
@@ -230,12 +207,8 @@ pub struct WalPushArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["target_time", "latest"])))]
 pub struct RestoreArgs {
-    /// The platform whose database is restored.
-    #[arg(long)]
-    pub platform: String,
-    /// The database (component) name; needed when the platform backs up several.
-    #[arg(long)]
-    pub database: Option<String>,
+    #[command(flatten)]
+    pub source: BackupSource,
     /// Recover to this time: RFC 3339, or "YYYY-MM-DD HH:MM:SS" in UTC.
     #[arg(long)]
     pub target_time: Option<String>,
@@ -249,14 +222,35 @@ pub struct RestoreArgs {
     /// stopped cleanly once promoted.
     #[arg(long)]
     pub port: Option<u16>,
+    #[command(flatten)]
+    pub run: PgRunArgs,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// Which database's backups, and the key that reads them.
+#[derive(Debug, Args)]
+pub struct BackupSource {
+    /// The platform whose database is restored.
+    #[arg(long)]
+    pub platform: String,
+    /// The database (component) name; needed when the platform backs up several.
+    #[arg(long)]
+    pub database: Option<String>,
     /// The ISV's private key file, or - to read it from stdin.
     #[arg(long)]
     pub key: PathBuf,
-    /// A repository location file (TOML or JSON, as in the server's [backup] section), to restore
+    /// A repository location file (TOML or JSON, as in the server's [backup] section), to work
     /// without asking the server.
     #[arg(long)]
     pub repository: Option<PathBuf>,
-    /// Unix socket directory for the restored server (default: its configured one).
+}
+
+/// How the restored PostgreSQL is fetched and run.
+#[derive(Debug, Args)]
+pub struct PgRunArgs {
+    /// Unix socket directory for the restored server (restore: its configured one; drill: the
+    /// scratch dir's parent).
     #[arg(long)]
     pub socket_dir: Option<PathBuf>,
     /// Directory of pg_ctl (default /usr/lib/postgresql/<version>/bin).
@@ -271,8 +265,6 @@ pub struct RestoreArgs {
     /// Give up when recovery takes longer than this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout_s: u64,
-    #[command(flatten)]
-    pub remote: Remote,
 }
 
 #[derive(Debug, Subcommand)]

@@ -124,15 +124,41 @@ pub fn parse_target_time(text: &str) -> anyhow::Result<i64> {
 }
 
 fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("Uid:"))
-                .and_then(|line| line.split_whitespace().nth(1).map(|uid| uid == "0"))
-        })
-        .unwrap_or(false)
+    rustix::process::geteuid().is_root()
+}
+
+/// The key, the repository and the database of `--platform`/`--database`/`--key`/`--repository`.
+async fn open_source(
+    source: &crate::cli::BackupSource,
+    remote: &crate::cli::Remote,
+) -> anyhow::Result<(Vec<Identity>, Repository, DatabaseLayout)> {
+    let identities = read_identities(&source.key)?;
+    let repository = repository_for(&source.platform, source.repository.as_deref(), remote).await?;
+    let database = database_for(&repository, &source.platform, source.database.as_deref()).await?;
+    let layout = DatabaseLayout::new(&source.platform, &database)?;
+    Ok((identities, repository, layout))
+}
+
+impl crate::cli::PgRunArgs {
+    /// Recovery settings for a server on `port`, with `socket_dir` unless `--socket-dir` is given.
+    fn recovery(
+        &self,
+        port: Option<u16>,
+        socket_dir: Option<PathBuf>,
+        keep_running: bool,
+    ) -> RecoverySettings {
+        RecoverySettings {
+            port,
+            socket_dir: self.socket_dir.clone().or(socket_dir),
+            pg_bin: self.pg_bin.clone(),
+            run_as: self
+                .run_as
+                .clone()
+                .or_else(|| is_root().then(|| "postgres".to_owned())),
+            keep_running,
+            timeout: Duration::from_secs(self.timeout_s),
+        }
+    }
 }
 
 /// What `cloudkeep restore` prints.
@@ -156,40 +182,26 @@ pub struct RestoreReport {
 /// Restores a database into a new directory and recovers it to the target.
 pub async fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let identities = read_identities(&args.key)?;
-    let repository =
-        repository_for(&args.platform, args.repository.as_deref(), &args.remote).await?;
-    let database = database_for(&repository, &args.platform, args.database.as_deref()).await?;
-    let layout = DatabaseLayout::new(&args.platform, &database)?;
+    let (identities, repository, layout) = open_source(&args.source, &args.remote).await?;
     let target = match &args.target_time {
         Some(text) => RecoveryTarget::Time(parse_target_time(text)?),
         None => RecoveryTarget::Latest,
     };
     let plan = plan_restore(&repository, &layout, target.clone()).await?;
-    let settings = RecoverySettings {
-        port: args.port,
-        socket_dir: args.socket_dir.clone(),
-        pg_bin: args.pg_bin.clone(),
-        run_as: args
-            .run_as
-            .clone()
-            .or_else(|| is_root().then(|| "postgres".to_owned())),
-        keep_running: args.port.is_some(),
-        timeout: Duration::from_secs(args.timeout_s),
-    };
+    let settings = args.run.recovery(args.port, None, args.port.is_some());
     let fetched = restore_files(
         &repository,
         &identities,
         &plan,
         &args.to,
         &settings,
-        args.parallel.max(1),
+        args.run.parallel.max(1),
     )
     .await?;
     let recovered = recover(&args.to, &plan.base.pg_version, &settings).await?;
     let report = RestoreReport {
-        platform: args.platform.clone(),
-        database,
+        platform: layout.platform().to_owned(),
+        database: layout.database().to_owned(),
         base_backup: plan.base.id.clone(),
         target: match &args.target_time {
             Some(text) => text.clone(),
@@ -246,11 +258,7 @@ fn free_local_port() -> anyhow::Result<u16> {
 pub async fn dr_drill(args: &crate::cli::DrillArgs) -> anyhow::Result<()> {
     use cloudkeep_stdx::Clock;
     let started_at_ms = cloudkeep_stdx::SystemClock.now_ms();
-    let identities = read_identities(&args.key)?;
-    let repository =
-        repository_for(&args.platform, args.repository.as_deref(), &args.remote).await?;
-    let database = database_for(&repository, &args.platform, args.database.as_deref()).await?;
-    let layout = DatabaseLayout::new(&args.platform, &database)?;
+    let (identities, repository, layout) = open_source(&args.source, &args.remote).await?;
     let port = match args.port {
         Some(port) => port,
         None => free_local_port()?,
@@ -259,20 +267,10 @@ pub async fn dr_drill(args: &crate::cli::DrillArgs) -> anyhow::Result<()> {
     let settings = cloudkeep_backup::pg::DrillSettings {
         scratch_parent: scratch_parent.clone(),
         port,
-        recovery: RecoverySettings {
-            port: Some(port),
-            socket_dir: Some(args.socket_dir.clone().unwrap_or(scratch_parent)),
-            pg_bin: args.pg_bin.clone(),
-            run_as: args
-                .run_as
-                .clone()
-                .or_else(|| is_root().then(|| "postgres".to_owned())),
-            keep_running: true,
-            timeout: Duration::from_secs(args.timeout_s),
-        },
+        recovery: args.run.recovery(Some(port), Some(scratch_parent), true),
         dbname: args.dbname.clone(),
         user: args.user.clone(),
-        parallel: args.parallel.max(1),
+        parallel: args.run.parallel.max(1),
         check_sql: args.check_sql.clone(),
     };
     let report = cloudkeep_backup::pg::run_drill(
@@ -283,7 +281,7 @@ pub async fn dr_drill(args: &crate::cli::DrillArgs) -> anyhow::Result<()> {
         started_at_ms,
     )
     .await?;
-    if args.repository.is_none() {
+    if args.source.repository.is_none() {
         match context::client(&args.remote) {
             Ok(client) => {
                 if let Err(error) = client.record_drill(&drill_record(&report)).await {

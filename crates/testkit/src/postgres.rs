@@ -21,17 +21,9 @@ fn bin_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from(DEFAULT_BIN_DIR), PathBuf::from)
 }
 
-fn is_root() -> bool {
-    // The uid of this process; /proc/self is always readable.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("Uid:"))
-                .and_then(|line| line.split_whitespace().nth(1).map(|uid| uid == "0"))
-        })
-        .unwrap_or(false)
+/// Whether the tests run as root (PostgreSQL then runs as `postgres`).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
 }
 
 /// PostgreSQL refuses to run as root: run its binaries as the `postgres` user then.

@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::{DatabaseLayout, PG_FORMAT_VERSION, PgBackupError, WalKind, WalName};
@@ -211,18 +210,8 @@ pub async fn read_wal_receipts(
     repository: &Repository,
     layout: &DatabaseLayout,
 ) -> Result<Vec<WalReceipt>, PgBackupError> {
-    let names = repository.list_manifests(&layout.wal_folder()).await?;
-    let mut receipts: Vec<WalReceipt> = futures::stream::iter(names)
-        .map(|name| async move {
-            let bytes = repository.get_manifest(&name).await?;
-            serde_json::from_slice::<WalReceipt>(&bytes).map_err(|error| PgBackupError::Manifest {
-                name: name.to_string(),
-                message: error.to_string(),
-            })
-        })
-        .buffer_unordered(16)
-        .try_collect()
-        .await?;
+    let mut receipts: Vec<WalReceipt> =
+        super::read_manifests(repository, &layout.wal_folder(), 16).await?;
     receipts.sort_by(|left, right| left.name.cmp(&right.name));
     Ok(receipts)
 }

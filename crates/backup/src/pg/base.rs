@@ -227,20 +227,8 @@ pub async fn list_base_manifests(
     repository: &Repository,
     layout: &DatabaseLayout,
 ) -> Result<Vec<BaseManifest>, PgBackupError> {
-    let names = repository.list_manifests(&layout.base_folder()).await?;
-    let mut manifests: Vec<BaseManifest> = futures::stream::iter(names)
-        .map(|name| async move {
-            let bytes = repository.get_manifest(&name).await?;
-            serde_json::from_slice::<BaseManifest>(&bytes).map_err(|error| {
-                PgBackupError::Manifest {
-                    name: name.to_string(),
-                    message: error.to_string(),
-                }
-            })
-        })
-        .buffer_unordered(8)
-        .try_collect()
-        .await?;
+    let mut manifests: Vec<BaseManifest> =
+        super::read_manifests(repository, &layout.base_folder(), 8).await?;
     manifests.sort_by_key(|manifest| (manifest.stopped_at_ms, manifest.id.clone()));
     Ok(manifests)
 }

@@ -112,8 +112,10 @@ pub async fn run_drill(
         keep_running: true,
         ..settings.recovery.clone()
     };
+    let mut version: Option<String> = None;
     let outcome = async {
         let plan = plan_restore(repository, layout, RecoveryTarget::Latest).await?;
+        version = Some(plan.base.pg_version.clone());
         report.base_backup = Some(plan.base.id.clone());
         report.wal_files = plan.wal.len();
         restore_files(
@@ -125,22 +127,17 @@ pub async fn run_drill(
             settings.parallel,
         )
         .await?;
-        let version = plan.base.pg_version.clone();
-        recover(&scratch, &version, &recovery).await?;
+        recover(&scratch, &plan.base.pg_version, &recovery).await?;
         let mut session = connect_scratch(settings).await?;
         report.rto_ms = Some(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
         inspect(&mut session, settings, started_at_ms, &mut report).await?;
         let _ = session.close().await;
-        Ok::<String, PgBackupError>(version)
+        Ok::<(), PgBackupError>(())
     }
     .await;
-    let version = match &outcome {
-        Ok(version) => Some(version.clone()),
-        Err(error) => {
-            report.error = Some(error.to_string());
-            None
-        }
-    };
+    if let Err(error) = &outcome {
+        report.error = Some(error.to_string());
+    }
     stop_and_remove(&scratch, version.as_deref(), &recovery).await;
     if report.error.is_none() {
         let check_ok = report.check.as_ref().is_none_or(|check| check.passed);
@@ -229,29 +226,10 @@ async fn inspect(
 }
 
 async fn stop_and_remove(scratch: &Path, version: Option<&str>, recovery: &RecoverySettings) {
-    if scratch.join("postmaster.pid").exists() {
-        let bin = recovery.pg_bin.clone().unwrap_or_else(|| {
-            PathBuf::from(format!(
-                "/usr/lib/postgresql/{}/bin",
-                version.unwrap_or("15")
-            ))
-        });
-        let pg_ctl = bin.join("pg_ctl");
-        let mut command = match &recovery.run_as {
-            Some(user) => {
-                let mut command = tokio::process::Command::new("runuser");
-                command.args(["-u", user, "--"]).arg(&pg_ctl);
-                command
-            }
-            None => tokio::process::Command::new(&pg_ctl),
-        };
-        let _ = command
-            .arg("-D")
-            .arg(scratch)
-            .args(["-m", "immediate", "-w", "stop"])
-            .current_dir("/")
-            .output()
-            .await;
+    if let Some(version) = version
+        && scratch.join("postmaster.pid").exists()
+    {
+        let _ = super::restore::stop_server(scratch, version, recovery, "immediate").await;
     }
     let _ = std::fs::remove_dir_all(scratch);
 }

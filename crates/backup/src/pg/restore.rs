@@ -449,6 +449,37 @@ async fn run(
     })
 }
 
+/// The directory of PostgreSQL's programs: `--pg-bin`, else Debian's for `pg_version`.
+fn pg_bin(settings: &RecoverySettings, pg_version: &str) -> PathBuf {
+    settings
+        .pg_bin
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/usr/lib/postgresql/{}/bin", pg_version.trim())))
+}
+
+/// `pg_ctl stop -m <mode> -w` on the server of `dir`.
+pub(crate) async fn stop_server(
+    dir: &Path,
+    pg_version: &str,
+    settings: &RecoverySettings,
+    mode: &str,
+) -> Result<std::process::Output, PgBackupError> {
+    let pg_ctl = pg_bin(settings, pg_version).join("pg_ctl");
+    run(
+        settings,
+        &pg_ctl,
+        &[
+            "-D".as_ref(),
+            dir.as_os_str(),
+            "-m".as_ref(),
+            mode.as_ref(),
+            "-w".as_ref(),
+            "stop".as_ref(),
+        ],
+    )
+    .await
+}
+
 fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -463,10 +494,7 @@ pub async fn recover(
     pg_version: &str,
     settings: &RecoverySettings,
 ) -> Result<RecoveryOutcome, PgBackupError> {
-    let bin = settings
-        .pg_bin
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("/usr/lib/postgresql/{}/bin", pg_version.trim())));
+    let bin = pg_bin(settings, pg_version);
     let pg_ctl = bin.join("pg_ctl");
     let controldata = bin.join("pg_controldata");
     if !pg_ctl.exists() {
@@ -530,18 +558,7 @@ pub async fn recover(
             )));
         }
         if started.elapsed() > settings.timeout {
-            let _ = run(
-                settings,
-                &pg_ctl,
-                &[
-                    "-D".as_ref(),
-                    dir.as_os_str(),
-                    "-m".as_ref(),
-                    "immediate".as_ref(),
-                    "stop".as_ref(),
-                ],
-            )
-            .await;
+            let _ = stop_server(dir, pg_version, settings, "immediate").await;
             return Err(PgBackupError::Postgres(format!(
                 "recovery did not finish within {} s:\n{}",
                 settings.timeout.as_secs(),
@@ -553,19 +570,7 @@ pub async fn recover(
     let elapsed = started.elapsed();
     let _ = std::fs::remove_dir_all(dir.join(WAL_CACHE));
     if !settings.keep_running {
-        let output = run(
-            settings,
-            &pg_ctl,
-            &[
-                "-D".as_ref(),
-                dir.as_os_str(),
-                "-m".as_ref(),
-                "fast".as_ref(),
-                "-w".as_ref(),
-                "stop".as_ref(),
-            ],
-        )
-        .await?;
+        let output = stop_server(dir, pg_version, settings, "fast").await?;
         if !output.status.success() {
             return Err(PgBackupError::Postgres(format!(
                 "pg_ctl stop failed: {}",

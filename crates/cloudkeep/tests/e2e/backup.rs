@@ -67,6 +67,15 @@ fn text(output: &std::process::Output) -> String {
     )
 }
 
+/// WAL files PostgreSQL marked ready and nobody archived yet.
+fn ready_files(archive_status: &Path) -> usize {
+    std::fs::read_dir(archive_status)
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".ready"))
+        .count()
+}
+
 struct Site {
     _dir: tempfile::TempDir,
     server: TestServer,
@@ -366,14 +375,7 @@ async fn an_agent_killed_mid_upload_counts_no_partial_object_and_loses_no_wal() 
     .unwrap();
     let ready_dir = site.pg.data_dir().join("pg_wal/archive_status");
     wait_for("WAL files waiting", Duration::from_secs(60), || {
-        let ready = std::fs::read_dir(&ready_dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter(|entry| entry.file_name().to_string_lossy().ends_with(".ready"))
-                    .count()
-            })
-            .unwrap_or(0);
+        let ready = ready_files(&ready_dir);
         async move { (ready > 0).then_some(()) }
     })
     .await;
@@ -398,14 +400,7 @@ async fn an_agent_killed_mid_upload_counts_no_partial_object_and_loses_no_wal() 
         "every ready WAL file archived",
         Duration::from_secs(120),
         || {
-            let ready = std::fs::read_dir(&ready_dir)
-                .map(|entries| {
-                    entries
-                        .flatten()
-                        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".ready"))
-                        .count()
-                })
-                .unwrap_or(1);
+            let ready = ready_files(&ready_dir);
             async move { (ready == 0).then_some(()) }
         },
     )
