@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use cloudkeep_protocol::backup::{BackupFailed, DatabaseBackups, WalRangeView};
 use cloudkeep_stdx::Clock;
 
-use crate::cli::{BackupsCommand, OutputFormat};
+use crate::cli::{BackupsCommand, OutputFormat, TakeArgs};
 use crate::context;
 use crate::output::{self, print};
 
@@ -31,6 +31,7 @@ pub async fn run(command: &BackupsCommand) -> anyhow::Result<()> {
             )
             .await
         }
+        BackupsCommand::Take(args) => take(args).await,
         BackupsCommand::List {
             platform,
             database,
@@ -235,6 +236,120 @@ fn table_or_none(headers: &[&str], rows: &[Vec<String>]) -> String {
         "  none\n".to_owned()
     } else {
         output::table(headers, rows)
+    }
+}
+
+/// What `backups take` prints.
+#[derive(Debug, serde::Serialize)]
+struct TakeOutput {
+    platform: String,
+    database: String,
+    id: String,
+    repository: String,
+    start_lsn: String,
+    stop_lsn: String,
+    files: usize,
+    objects: usize,
+    plain_bytes: u64,
+    stored_bytes: u64,
+    took_ms: i64,
+}
+
+/// `backups take`: one full base backup now, with the code the agent's scheduled backups run.
+async fn take(args: &TakeArgs) -> anyhow::Result<()> {
+    let (location, isv) = match &args.repository {
+        Some(path) => (crate::restore::location_from_file(path)?, None),
+        None => {
+            let access = context::client(&args.remote)?
+                .backup_repository(&args.platform)
+                .await
+                .with_context(|| {
+                    format!("asking the server where {}'s backups are", args.platform)
+                })?;
+            let location = serde_json::from_value(access.repository)
+                .context("the server sent a repository location this version cannot read")?;
+            (location, Some(access.isv))
+        }
+    };
+    let texts = match (&isv, args.recipients.is_empty()) {
+        (_, false) => args.recipients.clone(),
+        (Some(isv), true) => context::client(&args.remote)?
+            .backup_keys(Some(isv))
+            .await
+            .context("fetching the ISV's public keys")?
+            .keys
+            .into_iter()
+            .map(|key| key.recipient)
+            .collect(),
+        (None, true) => anyhow::bail!(
+            "--repository needs --recipient: the public key(s) the backup is encrypted to"
+        ),
+    };
+    let recipients = texts
+        .iter()
+        .map(|text| cloudkeep_backup::Recipient::parse(text))
+        .collect::<Result<Vec<_>, _>>()
+        .context("--recipient")?;
+    if recipients.is_empty() {
+        anyhow::bail!("the ISV has no backup key: run cloudkeep keys create first");
+    }
+    if !(1..=19).contains(&args.level) {
+        anyhow::bail!("--level {}: zstd levels are 1 to 19", args.level);
+    }
+    let repository = cloudkeep_backup::Repository::open(&location)
+        .map_err(|error| anyhow::anyhow!("repository: {error}"))?;
+    let layout = cloudkeep_backup::pg::DatabaseLayout::new(&args.platform, &args.database)?;
+    let settings = cloudkeep_backup::pg::BaseBackupSettings {
+        parallel: usize::try_from(args.parallel.clamp(1, 32)).unwrap_or(1),
+        split_bytes: args.split_mib.max(1) << 20,
+        level: args.level,
+    };
+    let clock = cloudkeep_stdx::SystemClock;
+    let id = cloudkeep_agent::backup::job::backup_id(clock.now_ms());
+    let manifest = cloudkeep_backup::pg::take_base_backup(
+        &repository,
+        &layout,
+        &id,
+        &args.pgdata,
+        &args.connection,
+        &recipients,
+        &settings,
+        &|| clock.now_ms(),
+    )
+    .await
+    .with_context(|| format!("full backup {id} of {}/{}", args.platform, args.database))?;
+    let output = TakeOutput {
+        platform: args.platform.clone(),
+        database: args.database.clone(),
+        id: manifest.id.clone(),
+        repository: repository.root().to_owned(),
+        start_lsn: manifest.start_lsn.clone(),
+        stop_lsn: manifest.stop_lsn.clone(),
+        files: manifest.files.len(),
+        objects: manifest.units.len(),
+        plain_bytes: manifest.plain_bytes,
+        stored_bytes: manifest.stored_bytes,
+        took_ms: manifest.stopped_at_ms - manifest.started_at_ms,
+    };
+    match args.remote.output {
+        OutputFormat::Json => print(OutputFormat::Json, &output, &[], Vec::new()),
+        OutputFormat::Table => {
+            println!(
+                "full backup {} of {}/{} in {}: {} files, {} read, {} stored in {} objects, took {} (WAL {} to {})",
+                output.id,
+                output.platform,
+                output.database,
+                output.repository,
+                output.files,
+                output::bytes(output.plain_bytes),
+                output::bytes(output.stored_bytes),
+                output.objects,
+                output::duration(output.took_ms),
+                output.start_lsn,
+                output.stop_lsn,
+            );
+            Ok(())
+        }
     }
 }
 

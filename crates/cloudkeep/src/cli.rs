@@ -159,6 +159,10 @@ pub enum BackupsCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Take a full base backup now, from this host (e.g. before an upgrade): the same backup the
+    /// agent takes on schedule, written to the platform's repository and encrypted to the ISV's
+    /// public keys. The agent's retention applies to it like to any other.
+    Take(TakeArgs),
     /// One database's base backups (times, LSNs, sizes), WAL runs and last failure.
     Show {
         #[arg(long)]
@@ -168,6 +172,40 @@ pub enum BackupsCommand {
         #[command(flatten)]
         remote: Remote,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct TakeArgs {
+    /// The platform the database belongs to.
+    #[arg(long)]
+    pub platform: String,
+    /// The database (component) name, as in the spec.
+    #[arg(long)]
+    pub database: String,
+    /// The cluster's data directory (read directly, so run this on the database host).
+    #[arg(long)]
+    pub pgdata: PathBuf,
+    /// How to reach the cluster as a superuser (a libpq URL or key=value string).
+    #[arg(long, default_value = cloudkeep_model::BackupSpec::DEFAULT_CONNECTION)]
+    pub connection: String,
+    /// A repository location file (TOML or JSON, as in the server's [backup] section), to work
+    /// without the server; then --recipient is needed too.
+    #[arg(long)]
+    pub repository: Option<PathBuf>,
+    /// An age public key (age1…) to encrypt to; repeatable. Default: the ISV's keys on the server.
+    #[arg(long = "recipient")]
+    pub recipients: Vec<String>,
+    /// Pieces uploaded at once.
+    #[arg(long, default_value_t = cloudkeep_model::BackupSpec::DEFAULT_PARALLEL)]
+    pub parallel: u32,
+    /// zstd level (1-19).
+    #[arg(long, default_value_t = cloudkeep_model::BackupSpec::DEFAULT_COMPRESSION_LEVEL)]
+    pub level: i32,
+    /// Largest piece of a big file, in MiB.
+    #[arg(long, default_value_t = cloudkeep_model::BackupSpec::DEFAULT_SPLIT_SIZE >> 20)]
+    pub split_mib: u64,
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 #[derive(Debug, Args)]

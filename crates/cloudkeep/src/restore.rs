@@ -46,7 +46,7 @@ pub fn read_identities(source: &Path) -> anyhow::Result<Vec<Identity>> {
 }
 
 /// A repository location from a file (TOML or JSON), for restores without the server.
-fn location_from_file(path: &Path) -> anyhow::Result<RepoLocation> {
+pub(crate) fn location_from_file(path: &Path) -> anyhow::Result<RepoLocation> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     if text.trim_start().starts_with('{') {

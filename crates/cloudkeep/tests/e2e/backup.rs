@@ -243,8 +243,38 @@ async fn the_agent_backs_up_and_restore_recovers_to_a_time_between_two_markers()
         "{catalog}"
     );
 
-    let verify = cli(&site.server, &["backups", "verify", "--platform", PLATFORM]);
+    // An operator's on-demand full backup lands next to the agent's, encrypted to the ISV's key.
+    let pgdata = site.pg.data_dir();
+    let taken = cli(
+        &site.server,
+        &[
+            "backups",
+            "take",
+            "--platform",
+            PLATFORM,
+            "--database",
+            "db",
+            "--pgdata",
+            pgdata.to_str().unwrap(),
+            "--connection",
+            &site.pg.url(),
+            "-o",
+            "json",
+        ],
+    );
+    assert!(taken.status.success(), "{}", text(&taken));
+    let taken: serde_json::Value = serde_json::from_slice(&taken.stdout).unwrap();
+    assert!(taken["stored_bytes"].as_u64().unwrap() > 0, "{taken}");
+    assert!(taken["files"].as_u64().unwrap() > 100, "{taken}");
+
+    let verify = cli(
+        &site.server,
+        &["backups", "verify", "--platform", PLATFORM, "-o", "json"],
+    );
     assert!(verify.status.success(), "{}", text(&verify));
+    let verified: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(verified["base_backups"], 2, "{verified}");
+    assert_eq!(verified["problems"], serde_json::json!([]), "{verified}");
 
     let parent = shared_dir();
     let restored = parent.path().join("restored");
