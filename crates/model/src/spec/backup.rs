@@ -26,7 +26,7 @@ pub struct BackupSpec {
     /// Retention: how far back point-in-time recovery must reach, e.g. `7d` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pitr_window: Option<Duration>,
-    /// PostgreSQL's `archive_timeout`: a quiet database still archives a WAL file this often, which bounds data loss; default `60s`, from `1s` to `1h`.
+    /// PostgreSQL's `archive_timeout`: a quiet database still archives a WAL file this often, which bounds data loss; default `30s`, from `1s` to `1h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_timeout: Option<Duration>,
     /// zstd compression level, 1 to 19 (default 3).
@@ -70,7 +70,7 @@ impl BackupSpec {
     /// Default of `pitr_window`: seven days.
     pub const DEFAULT_PITR_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
     /// Default of `archive_timeout`.
-    pub const DEFAULT_ARCHIVE_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const DEFAULT_ARCHIVE_TIMEOUT: Duration = Duration::from_secs(30);
     /// Smallest `archive_timeout`.
     pub const MIN_ARCHIVE_TIMEOUT: Duration = Duration::from_secs(1);
     /// Largest `archive_timeout`.
@@ -157,7 +157,7 @@ mod tests {
         assert_eq!(spec.effective_full_every().as_millis(), 86_400_000);
         assert_eq!(spec.effective_keep_full(), 2);
         assert_eq!(spec.effective_pitr_window().as_millis(), 7 * 86_400_000);
-        assert_eq!(spec.effective_archive_timeout().as_millis(), 60_000);
+        assert_eq!(spec.effective_archive_timeout().as_millis(), 30_000);
         assert_eq!(spec.effective_compression_level(), 3);
         assert_eq!(spec.effective_parallel(), 2);
         assert_eq!(spec.effective_split_size(), 64 * 1024 * 1024);

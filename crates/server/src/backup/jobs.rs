@@ -152,7 +152,7 @@ mod tests {
                 parallel: 2,
                 split_bytes: 64 << 20,
                 full_every_ms: 86_400_000,
-                archive_timeout_ms: 60_000,
+                archive_timeout_ms: 30_000,
                 keep_full: 2,
                 pitr_window_ms: 7 * 86_400_000,
                 heartbeat_every_ms: 10_000,
