@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod backup;
 pub mod ingest;
 
 use std::path::{Path, PathBuf};

@@ -103,12 +103,17 @@ pub struct Server {
 }
 
 pub fn start_server(bin: &Path, root: &Path) -> Result<Server> {
+    start_server_with(bin, root, &[])
+}
+
+/// A server started with `extra` arguments (e.g. `--config FILE`).
+pub fn start_server_with(bin: &Path, root: &Path, extra: &[&str]) -> Result<Server> {
     let data = root.join("server-data");
     std::fs::create_dir_all(&data)?;
     let addr = child::free_tcp_addr()?;
     let mut proc = Proc::spawn(
         "cloudkeep server",
-        &mut server_command(bin, &data, &addr.to_string()),
+        server_command(bin, &data, &addr.to_string()).args(extra),
         &root.join("server.log"),
     )?;
     let url = format!("http://{addr}");
@@ -119,24 +124,36 @@ pub fn start_server(bin: &Path, root: &Path) -> Result<Server> {
 
 /// Applies a one-host platform spec and creates an agent token for it.
 pub fn agent_token(bin: &Path, server: &Server, scratch: &Path) -> Result<String> {
-    let host = hostname();
     let spec = serde_json::json!({
         "version": 1,
         "platform": "bench",
         "isv": "bench",
         "tenant": "bench",
         "cloud": "local",
-        "hosts": [{"name": host, "components": []}],
+        "hosts": [{"name": hostname(), "components": []}],
     });
+    spec_token(bin, server, scratch, &spec)
+}
+
+/// The CLI as the server's admin.
+pub fn cli(bin: &Path, server: &Server, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env("CLOUDKEEP_SERVER", &server.url)
+        .env("CLOUDKEEP_API_TOKEN", &server.token);
+    cmd
+}
+
+/// Applies `spec` (platform `bench`) and creates an agent token for it.
+pub fn spec_token(
+    bin: &Path,
+    server: &Server,
+    scratch: &Path,
+    spec: &serde_json::Value,
+) -> Result<String> {
     let spec_path = scratch.join("bench-spec.json");
-    std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec)?)?;
-    let cli = |args: &[&str]| {
-        let mut cmd = Command::new(bin);
-        cmd.args(args)
-            .env("CLOUDKEEP_SERVER", &server.url)
-            .env("CLOUDKEEP_API_TOKEN", &server.token);
-        cmd
-    };
+    std::fs::write(&spec_path, serde_json::to_vec_pretty(spec)?)?;
+    let cli = |args: &[&str]| cli(bin, server, args);
     let limit = Duration::from_secs(60);
     child::run_bounded(
         &mut cli(&["spec", "apply", &spec_path.to_string_lossy()]),

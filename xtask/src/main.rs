@@ -1,4 +1,4 @@
-//! Cloudkeep developer tasks: `cargo xtask bench ingest|agent|alerts`.
+//! Cloudkeep developer tasks: `cargo xtask bench ingest|agent|alerts|backup`.
 //!
 //! With the alias `xtask = "run --release -p xtask --"` in `.cargo/config.toml`:
 //!
@@ -10,6 +10,8 @@
 //! - `cargo xtask bench alerts [--quick]`: alert latency from a crossing sample to the email on
 //!   a real SMTP server, `cloudkeep server` vs Prometheus + Alertmanager; rule evaluations per
 //!   CPU-second in-process and in the server.
+//! - `cargo xtask bench backup [--quick]` (as root): full backups, restores and WAL archiving of a
+//!   PostgreSQL 15 cluster, Cloudkeep vs pgBackRest 2.45, with both tools' figures and ratios.
 //!
 //! Everything listens on and talks to 127.0.0.1 only; every loop is bounded in
 //! count and time. `--only` picks contestants, `--cloudkeep-bin` skips the build.
@@ -49,6 +51,8 @@ enum Bench {
     Agent(bench::agent::Args),
     /// Alert latency vs Prometheus + Alertmanager, and rule evaluation cost.
     Alerts(bench::alerts::Args),
+    /// PostgreSQL backup, restore and WAL archiving: Cloudkeep vs pgBackRest 2.45.
+    Backup(bench::backup::Args),
 }
 
 fn main() -> Result<()> {
@@ -58,6 +62,7 @@ fn main() -> Result<()> {
             Bench::Ingest(args) => bench::ingest::run(&args),
             Bench::Agent(args) => bench::agent::run(&args),
             Bench::Alerts(args) => bench::alerts::run(&args),
+            Bench::Backup(args) => bench::backup::run(&args),
         },
     }
 }

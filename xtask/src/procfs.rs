@@ -103,6 +103,68 @@ pub fn disk_usage(dir: &Path) -> Result<DiskUsage> {
     Ok(usage)
 }
 
+/// `(parent pid, command name)` from the text of `/proc/PID/stat`.
+fn parse_parent(stat: &str) -> Option<(u32, String)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_owned();
+    let ppid = stat
+        .get(close + 1..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((ppid, comm))
+}
+
+/// Summed `VmRSS` of `root` and all its descendants now, leaving out processes whose command is
+/// in `skip` (e.g. `runuser`, which only waits for its child). Processes that exit while being read
+/// are left out.
+pub fn tree_rss(root: u32, skip: &[&str]) -> u64 {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut procs: Vec<(u32, u32, String)> = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((ppid, comm)) = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .as_deref()
+            .and_then(parse_parent)
+        {
+            procs.push((pid, ppid, comm));
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            procs
+                .iter()
+                .filter(|(_, ppid, _)| *ppid == parent)
+                .map(|(pid, _, _)| *pid),
+        );
+        i += 1;
+    }
+    tree.iter()
+        .filter(|pid| {
+            procs
+                .iter()
+                .find(|(p, _, _)| p == *pid)
+                .is_none_or(|(_, _, comm)| !skip.contains(&comm.as_str()))
+        })
+        .filter_map(|pid| memory(*pid).ok())
+        .map(|m| m.rss)
+        .sum()
+}
+
 pub const MIB: f64 = 1024.0 * 1024.0;
 
 #[cfg(test)]
@@ -121,6 +183,26 @@ mod tests {
         let m = parse_memory(status);
         assert_eq!(m.rss, 1024 * 1024);
         assert_eq!(m.hwm, 2048 * 1024);
+    }
+
+    #[test]
+    fn parses_parent_and_command() {
+        let line = "1234 (my (odd) prog) S 77 1234 1234 0 -1 4194560";
+        assert_eq!(parse_parent(line), Some((77, "my (odd) prog".to_owned())));
+        assert_eq!(parse_parent("garbage"), None);
+    }
+
+    #[test]
+    fn tree_rss_counts_children_and_skips_by_name() {
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        let me = std::process::id();
+        let alone = memory(me).unwrap().rss;
+        let with_child = tree_rss(me, &[]);
+        let skipped = tree_rss(me, &["sleep"]);
+        child.kill().ok();
+        child.wait().ok();
+        assert!(with_child > skipped, "{with_child} vs {skipped}");
+        assert!(skipped >= alone / 2, "{skipped} vs {alone}");
     }
 
     #[test]

@@ -296,14 +296,12 @@ async fn write_everything(
     let work = base.units.iter().zip(pieces_by_unit);
     futures::stream::iter(work)
         .map(|(unit, pieces)| async move {
-            let mut data: Vec<u8> =
-                Vec::with_capacity(usize::try_from(unit.plain_len).unwrap_or(0));
+            // Streamed straight into the files: memory stays bounded whatever the unit's size.
+            let mut writer = UnitWriter::new(pieces);
             repository
-                .restore_object(unit, identities, &mut data)
+                .restore_object(unit, identities, &mut writer)
                 .await?;
-            tokio::task::spawn_blocking(move || write_pieces(&data, &pieces))
-                .await
-                .map_err(|join| PgBackupError::Postgres(format!("writer thread failed: {join}")))?
+            writer.finish(unit.plain_len)
         })
         .buffer_unordered(parallel.max(1))
         .try_collect::<Vec<()>>()
@@ -328,38 +326,162 @@ async fn write_everything(
     Ok((base.files.len(), base.plain_bytes))
 }
 
-fn write_pieces(data: &[u8], pieces: &[(PathBuf, FilePiece)]) -> Result<(), PgBackupError> {
-    for (path, piece) in pieces {
-        let start = usize::try_from(piece.unit_offset).unwrap_or(usize::MAX);
-        let end = start.saturating_add(usize::try_from(piece.len).unwrap_or(usize::MAX));
-        let bytes = data
-            .get(start..end)
-            .ok_or_else(|| PgBackupError::Manifest {
-                name: path.display().to_string(),
-                message: format!(
-                    "piece {start}..{end} lies outside its unit of {} bytes",
-                    data.len()
-                ),
-            })?;
-        if let Some(expected) = &piece.blake3 {
-            let actual = blake3::hash(bytes).to_hex().to_string();
-            if &actual != expected {
+/// Writes a unit's plaintext, as it streams in, into the pieces of the files it holds, checking
+/// the checksums of pieces that share their unit. Writes are positional and go to the page cache,
+/// so they are done in place rather than on a blocking thread.
+struct UnitWriter {
+    /// The unit's pieces in stream order.
+    pieces: Vec<(PathBuf, FilePiece)>,
+    /// Bytes of the unit received so far.
+    position: u64,
+    /// The open file and running checksum of the piece being written, by index.
+    current: Option<(usize, std::fs::File, Option<blake3::Hasher>)>,
+    /// The first failure; reported on the next write and by `finish`.
+    failed: Option<PgBackupError>,
+}
+
+impl UnitWriter {
+    fn new(mut pieces: Vec<(PathBuf, FilePiece)>) -> UnitWriter {
+        pieces.sort_by_key(|(_, piece)| piece.unit_offset);
+        UnitWriter {
+            pieces,
+            position: 0,
+            current: None,
+            failed: None,
+        }
+    }
+
+    /// Writes `bytes`, which start at `self.position` in the unit.
+    fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), PgBackupError> {
+        let mut offset = 0usize;
+        while offset < bytes.len() {
+            let at = self.position + offset as u64;
+            let Some(index) = self.pieces.iter().position(|(_, piece)| {
+                piece.unit_offset <= at && at < piece.unit_offset + piece.len
+            }) else {
+                // Bytes no piece claims (none are written by the backup): skip to the next piece.
+                let next = self
+                    .pieces
+                    .iter()
+                    .map(|(_, piece)| piece.unit_offset)
+                    .filter(|start| *start > at)
+                    .min()
+                    .unwrap_or(u64::MAX);
+                let skip = usize::try_from(next - at).unwrap_or(usize::MAX);
+                offset = offset.saturating_add(skip);
+                continue;
+            };
+            if self
+                .current
+                .as_ref()
+                .is_none_or(|(open, _, _)| *open != index)
+            {
+                self.close_current()?;
+                let (path, piece) = &self.pieces[index];
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(PgBackupError::io(path))?;
+                let hasher = piece.blake3.as_ref().map(|_| blake3::Hasher::new());
+                self.current = Some((index, file, hasher));
+            }
+            let (path, piece) = &self.pieces[index];
+            let within = at - piece.unit_offset;
+            let take = usize::try_from(piece.len - within)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len() - offset);
+            let chunk = &bytes[offset..offset + take];
+            if let Some((_, file, hasher)) = self.current.as_mut() {
+                file.write_all_at(chunk, piece.file_offset + within)
+                    .map_err(PgBackupError::io(path))?;
+                if let Some(hasher) = hasher {
+                    hasher.update(chunk);
+                }
+            }
+            offset += take;
+        }
+        self.position += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Checks the checksum of the piece being written, which must be complete.
+    fn close_current(&mut self) -> Result<(), PgBackupError> {
+        if let Some((index, _, Some(hasher))) = self.current.take() {
+            let (path, piece) = &self.pieces[index];
+            let actual = hasher.finalize().to_hex().to_string();
+            if Some(&actual) != piece.blake3.as_ref() {
                 return Err(PgBackupError::Manifest {
                     name: path.display().to_string(),
                     message: format!(
-                        "restored bytes have blake3 {actual}, the manifest says {expected}"
+                        "restored bytes have blake3 {actual}, the manifest says {}",
+                        piece.blake3.as_deref().unwrap_or("-")
                     ),
                 });
             }
         }
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(PgBackupError::io(path))?;
-        file.write_all_at(bytes, piece.file_offset)
-            .map_err(PgBackupError::io(path))?;
+        Ok(())
     }
-    Ok(())
+
+    /// After the whole unit (`plain_len` bytes) came in: every piece complete and checked.
+    fn finish(mut self, plain_len: u64) -> Result<(), PgBackupError> {
+        if let Some(error) = self.failed.take() {
+            return Err(error);
+        }
+        self.close_current()?;
+        if let Some((path, piece)) = self
+            .pieces
+            .iter()
+            .find(|(_, piece)| piece.unit_offset + piece.len > self.position)
+        {
+            return Err(PgBackupError::Manifest {
+                name: path.display().to_string(),
+                message: format!(
+                    "piece {}..{} lies outside its unit of {} bytes",
+                    piece.unit_offset,
+                    piece.unit_offset + piece.len,
+                    self.position.min(plain_len)
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl tokio::io::AsyncWrite for UnitWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _context: &mut std::task::Context<'_>,
+        bytes: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.failed.is_some() {
+            return std::task::Poll::Ready(Err(std::io::Error::other(
+                "an earlier write into the restored files failed",
+            )));
+        }
+        match this.write_bytes(bytes) {
+            Ok(()) => std::task::Poll::Ready(Ok(bytes.len())),
+            Err(error) => {
+                let message = error.to_string();
+                this.failed = Some(error);
+                std::task::Poll::Ready(Err(std::io::Error::other(message)))
+            }
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 fn quote(text: &str) -> String {
@@ -583,4 +705,60 @@ pub async fn recover(
         log,
         running: settings.keep_running,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    fn piece(unit_offset: u64, file_offset: u64, bytes: &[u8], hashed: bool) -> FilePiece {
+        FilePiece {
+            unit: 0,
+            unit_offset,
+            file_offset,
+            len: bytes.len() as u64,
+            blake3: hashed.then(|| blake3::hash(bytes).to_hex().to_string()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_unit_streams_into_its_files_in_any_chunking() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, vec![0u8; 10]).unwrap();
+        std::fs::write(&b, vec![0u8; 6]).unwrap();
+        let unit: Vec<u8> = (0u8..16).collect();
+        // File b's 6 bytes come first in the unit, then a's last 10 bytes… of a 10-byte file.
+        let pieces = vec![
+            (a.clone(), piece(6, 0, &unit[6..16], true)),
+            (b.clone(), piece(0, 0, &unit[0..6], true)),
+        ];
+        let mut writer = UnitWriter::new(pieces);
+        for chunk in unit.chunks(5) {
+            writer.write_all(chunk).await.unwrap();
+        }
+        writer.finish(16).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), unit[6..16]);
+        assert_eq!(std::fs::read(&b).unwrap(), unit[0..6]);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_checksum_or_a_short_unit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![0u8; 8]).unwrap();
+        let mut wrong = piece(0, 0, b"abcdefgh", true);
+        wrong.blake3 = Some(blake3::hash(b"something else").to_hex().to_string());
+        let mut writer = UnitWriter::new(vec![(path.clone(), wrong)]);
+        writer.write_all(b"abcdefgh").await.unwrap();
+        let error = writer.finish(8).unwrap_err().to_string();
+        assert!(error.contains("blake3"), "{error}");
+
+        let mut writer = UnitWriter::new(vec![(path.clone(), piece(0, 0, b"abcdefgh", false))]);
+        writer.write_all(b"abcd").await.unwrap();
+        let error = writer.finish(8).unwrap_err().to_string();
+        assert!(error.contains("outside its unit"), "{error}");
+    }
 }
