@@ -3,6 +3,7 @@
 
 pub mod job;
 pub mod socket;
+pub mod stream;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -87,6 +88,12 @@ impl BackupManager {
                     clock: self.clock.clone(),
                     status: status.clone(),
                     archive_command: self.archive_command.clone(),
+                    spool_dir: self
+                        .socket_path
+                        .parent()
+                        .unwrap_or_else(|| Path::new("."))
+                        .join("stream")
+                        .join(&job.database),
                     requests,
                     stop: stopped,
                 };
@@ -178,6 +185,16 @@ impl BackupManager {
                     &labels,
                     seconds((now_ms - at).max(0)),
                 ));
+            }
+            if status.streaming {
+                // Streaming: the data at risk is what was committed since the newest tail.
+                if let Some(at) = status.last_stream_ms {
+                    samples.push(Sample::with_labels(
+                        "cloudkeep_backup_wal_stream_age_seconds",
+                        &labels,
+                        seconds((now_ms - at).max(0)),
+                    ));
+                }
             }
             samples.push(Sample::with_labels(
                 "cloudkeep_backup_wal_pending_files",

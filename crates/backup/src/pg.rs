@@ -15,6 +15,7 @@ mod layout;
 mod restore;
 mod retention;
 mod session;
+mod stream;
 mod verify;
 mod walname;
 
@@ -32,6 +33,10 @@ pub use restore::{
 };
 pub use retention::{RetentionPolicy, RetentionResult, apply_retention};
 pub use session::{connect, take_base_backup};
+pub use stream::{
+    StreamReceipt, list_stream_tails, parse_tail_name, prune_stream_tails, read_stream_receipts,
+    tail_name, upload_stream_tail, valid_prefix,
+};
 pub use verify::{VerifyProblem, VerifyReport, verify_database};
 pub use walname::{DEFAULT_SEGMENT_SIZE, WalKind, WalName};
 

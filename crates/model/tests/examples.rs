@@ -409,7 +409,7 @@ fn backup_sections() {
             r#"{"name": "db", "kind": "database", "backup": {"pgdata": "/pg", "retention": "7d"}}"#,
         ),
         expect![[r#"
-            inline.json:1:188: hosts[0].components[0].backup.retention: unknown field `retention`, expected one of `pgdata`, `connection`, `full_every`, `keep_full`, `pitr_window`, `archive_timeout`, `compression_level`, `parallel`, `split_size`, `heartbeat_every`, `drill`
+            inline.json:1:188: hosts[0].components[0].backup.retention: unknown field `retention`, expected one of `pgdata`, `connection`, `full_every`, `keep_full`, `pitr_window`, `archive_timeout`, `compression_level`, `parallel`, `split_size`, `heartbeat_every`, `streaming`, `drill`
         "#]],
     );
     check_inline(

@@ -70,6 +70,10 @@ pub struct AgentBackupJob {
     pub pitr_window_ms: i64,
     /// How often the agent writes its heartbeat row (the DR drill's measured RPO).
     pub heartbeat_every_ms: i64,
+    /// Also stream WAL over the replication protocol (`pg_receivewal` and a replication slot)
+    /// and upload the segment being written every second: an RPO of seconds.
+    #[serde(default)]
+    pub streaming: bool,
 }
 
 /// One archived WAL file, as the agent reports it.

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use super::socket::WalRequest;
+use super::stream::{StreamTarget, Streamer};
 
 /// How long a WAL file that failed to archive waits before the next attempt.
 const WAL_RETRY_MS: i64 = 5_000;
@@ -62,6 +63,10 @@ pub struct JobStatus {
     pub failing: BTreeMap<String, bool>,
     /// Whether a full backup is running.
     pub full_running: bool,
+    /// Whether the job streams WAL.
+    pub streaming: bool,
+    /// When the newest streamed tail was uploaded (Unix ms).
+    pub last_stream_ms: Option<i64>,
 }
 
 /// Everything a job needs.
@@ -78,6 +83,8 @@ pub struct JobContext {
     pub status: Arc<Mutex<JobStatus>>,
     /// PostgreSQL's `archive_command` for this agent.
     pub archive_command: String,
+    /// Where `pg_receivewal` writes in streaming mode.
+    pub spool_dir: PathBuf,
     /// `wal-push` requests for this data directory.
     pub requests: mpsc::Receiver<WalRequest>,
     /// Becomes true when the job must stop.
@@ -145,6 +152,8 @@ struct Job {
     next_heartbeat_ms: i64,
     events: Vec<BackupEvent>,
     reported_failures: HashMap<String, (String, i64)>,
+    streamer: Option<Streamer>,
+    stream_target: Option<Arc<StreamTarget>>,
 }
 
 /// Runs the job until told to stop.
@@ -154,6 +163,13 @@ pub async fn run_job(context: JobContext) {
         Ok(ready) => (Some(Arc::new(ready)), None),
         Err(problem) => (None, Some(problem)),
     };
+    let streamer = context
+        .job
+        .streaming
+        .then(|| Streamer::new(context.spool_dir.clone(), &context.job.database));
+    if let Ok(mut status) = context.status.lock() {
+        status.streaming = context.job.streaming;
+    }
     let mut job = Job {
         context,
         ready,
@@ -169,6 +185,8 @@ pub async fn run_job(context: JobContext) {
         next_heartbeat_ms: i64::MIN,
         events: Vec::new(),
         reported_failures: HashMap::new(),
+        streamer,
+        stream_target: None,
     };
     if let Some(problem) = problem {
         job.fail("config", problem);
@@ -417,8 +435,49 @@ impl Job {
                 }
             }
         }
+        if self.ready.is_some() && self.archiving_on {
+            self.stream(now_ms).await;
+        }
         self.base_backups(now_ms).await;
         self.flush().await;
+    }
+
+    /// Streaming mode: keeps `pg_receivewal` running and uploads the growing segment's tail.
+    async fn stream(&mut self, now_ms: i64) {
+        let (Some(mut streamer), Some(ready)) = (self.streamer.take(), self.ready.clone()) else {
+            return;
+        };
+        if let Some(result) = streamer.finished().await {
+            match result {
+                Ok(uploaded) => {
+                    if let (Some(receipt), Ok(mut status)) = (uploaded, self.context.status.lock())
+                    {
+                        status.last_stream_ms = Some(receipt.uploaded_at_ms);
+                    }
+                    self.succeeded("stream");
+                }
+                Err(message) => self.fail("stream", message),
+            }
+        }
+        match streamer.supervise(&self.context.job, now_ms).await {
+            Ok(()) => {
+                let level = self.context.job.compression_level;
+                let target = self
+                    .stream_target
+                    .get_or_insert_with(|| {
+                        Arc::new(StreamTarget {
+                            repository: ready.repository.clone(),
+                            layout: ready.layout.clone(),
+                            recipients: ready.recipients.clone(),
+                            level,
+                        })
+                    })
+                    .clone();
+                streamer.start_cycle(target, self.context.clock.clone());
+            }
+            Err(message) => self.fail("stream", message),
+        }
+        self.streamer = Some(streamer);
     }
 
     /// Points `archive_command` at this agent and sets `archive_timeout`; turns `archive_mode` on
@@ -469,6 +528,16 @@ impl Job {
                 .execute(&mut session)
                 .await
                 .map_err(|error| format!("reloading the configuration: {error}"))?;
+        }
+        if !self.context.job.streaming {
+            // Streaming was turned off: an idle slot left behind would keep WAL forever.
+            sqlx::query(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
+            )
+            .bind(super::stream::slot_name(&self.context.job.database))
+            .execute(&mut session)
+            .await
+            .map_err(|error| format!("dropping the unused replication slot: {error}"))?;
         }
         let _ = session.close().await;
         self.archiving_on = mode != "off";

@@ -46,6 +46,21 @@ impl DatabaseLayout {
         format!("{}/wal", self.root())
     }
 
+    /// The folder of streamed WAL tails (objects and receipts).
+    pub fn stream_folder(&self) -> String {
+        format!("{}/stream", self.root())
+    }
+
+    /// The object of streamed tail `name` (`<segment>.<valid bytes, 8 hex digits>`).
+    pub fn stream_object(&self, name: &str) -> Result<ObjectKey, RepoError> {
+        ObjectKey::new(format!("{}/{name}", self.stream_folder()))
+    }
+
+    /// The receipt of streamed tail `name`.
+    pub fn stream_receipt(&self, name: &str) -> Result<ManifestName, RepoError> {
+        ManifestName::new(format!("{}/{name}", self.stream_folder()))
+    }
+
     /// The folder of base backup objects and manifests.
     pub fn base_folder(&self) -> String {
         format!("{}/base", self.root())

@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::{
     BaseManifest, DatabaseLayout, FilePiece, PgBackupError, WalName, WalReceipt,
-    list_base_manifests, read_wal_receipts,
+    list_base_manifests, read_stream_receipts, read_wal_receipts,
 };
 use crate::{Identity, Repository};
 
@@ -96,6 +96,7 @@ pub async fn plan_restore(
         .segment_number(base.segment_size);
     let mut wal = Vec::new();
     let mut number = start;
+    let mut reached_target = false;
     while let Some(receipt) = by_segment.get(&number) {
         if let RecoveryTarget::Time(at_ms) = target
             && number > stop
@@ -103,10 +104,24 @@ pub async fn plan_restore(
                 .last()
                 .is_some_and(|last: &WalReceipt| last.archived_at_ms > at_ms + TARGET_MARGIN_MS)
         {
+            reached_target = true;
             break;
         }
         wal.push((*receipt).clone());
         number += 1;
+    }
+    if !reached_target {
+        // The archived WAL ends here: the streamed tail of the next segment, if there is one,
+        // holds what was committed since (the longest tail is the newest).
+        let tail = read_stream_receipts(repository, layout)
+            .await?
+            .into_iter()
+            .filter(|tail| tail.timeline == base.timeline && tail.segment == number)
+            .max_by_key(|tail| tail.valid_bytes);
+        if let Some(tail) = tail {
+            wal.push(tail.as_wal_receipt());
+            number += 1;
+        }
     }
     if number <= stop {
         return Err(PgBackupError::Plan(format!(
@@ -313,9 +328,28 @@ async fn write_everything(
             let cache = cache.clone();
             async move {
                 let path = inside(&cache, &receipt.name)?;
-                repository
-                    .restore_to_file(&receipt.object, identities, &path)
-                    .await?;
+                let mut object = receipt.object.clone();
+                match repository.restore_to_file(&object, identities, &path).await {
+                    Err(crate::RepoError::NotFound { .. })
+                        if receipt.object.plain_len < receipt.segment_size =>
+                    {
+                        // A streamed tail the agent replaced by a longer one (or by the whole
+                        // segment) since the plan was made: take the newest.
+                        object = newer_tail(repository, plan, receipt).await?;
+                        repository
+                            .restore_to_file(&object, identities, &path)
+                            .await?;
+                    }
+                    other => other?,
+                }
+                if receipt.is_segment() && object.plain_len < receipt.segment_size {
+                    // A streamed tail: the rest of the segment is zeros, as PostgreSQL expects.
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|file| file.set_len(receipt.segment_size))
+                        .map_err(PgBackupError::io(&path))?;
+                }
                 Ok::<(), PgBackupError>(())
             }
         })
@@ -324,6 +358,35 @@ async fn write_everything(
         .await?;
     write_recovery_files(dir, plan, settings)?;
     Ok((base.files.len(), base.plain_bytes))
+}
+
+/// The object that now holds what streamed tail `receipt` held: the longest tail of its
+/// segment, else the segment archived whole.
+async fn newer_tail(
+    repository: &Repository,
+    plan: &RestorePlan,
+    receipt: &WalReceipt,
+) -> Result<crate::ObjectInfo, PgBackupError> {
+    let layout = DatabaseLayout::new(&plan.base.platform, &plan.base.database)?;
+    let longest = read_stream_receipts(repository, &layout)
+        .await?
+        .into_iter()
+        .filter(|tail| tail.timeline == receipt.timeline && tail.segment == receipt.segment)
+        .max_by_key(|tail| tail.valid_bytes);
+    if let Some(tail) = longest.filter(|tail| tail.valid_bytes >= receipt.object.plain_len) {
+        return Ok(tail.object);
+    }
+    read_wal_receipts(repository, &layout)
+        .await?
+        .into_iter()
+        .find(|archived| archived.name == receipt.name)
+        .map(|archived| archived.object)
+        .ok_or_else(|| {
+            PgBackupError::Plan(format!(
+                "the streamed tail of {} vanished from the repository and nothing replaced it",
+                receipt.name
+            ))
+        })
 }
 
 /// Writes a unit's plaintext, as it streams in, into the pieces of the files it holds, checking

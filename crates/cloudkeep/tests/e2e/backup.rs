@@ -24,7 +24,7 @@ fn shared_dir() -> tempfile::TempDir {
     dir
 }
 
-fn spec(pgdata: &Path, url: &str) -> String {
+fn spec(pgdata: &Path, url: &str, streaming: bool) -> String {
     serde_json::json!({
         "version": 1,
         "platform": PLATFORM,
@@ -39,9 +39,11 @@ fn spec(pgdata: &Path, url: &str) -> String {
                 "backup": {
                     "pgdata": pgdata.display().to_string(),
                     "connection": url,
-                    "archive_timeout": "2s",
+                    // Streaming must bring commits back with no segment switch at all.
+                    "archive_timeout": if streaming { "1h" } else { "2s" },
                     "heartbeat_every": "1s",
                     "parallel": 2,
+                    "streaming": streaming,
                 }
             }]
         }]
@@ -89,6 +91,10 @@ struct Site {
 /// A server whose default repository is `repository_toml`, a PostgreSQL with archive_mode on, an
 /// ISV key, the spec, and an enrolled agent.
 async fn site(repository_toml: &str) -> Option<Site> {
+    site_with(repository_toml, false).await
+}
+
+async fn site_with(repository_toml: &str, streaming: bool) -> Option<Site> {
     let pg = TestPostgres::start_with(&[("archive_mode", "on")])?;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("server.toml");
@@ -114,7 +120,7 @@ async fn site(repository_toml: &str) -> Option<Site> {
     assert!(created.status.success(), "{}", text(&created));
     let admin = server.admin_client();
     admin
-        .apply_spec("acme-prod.json", spec(&pg.data_dir(), &pg.url()))
+        .apply_spec("acme-prod.json", spec(&pg.data_dir(), &pg.url(), streaming))
         .await
         .unwrap();
     let token = admin
@@ -435,6 +441,123 @@ async fn an_agent_killed_mid_upload_counts_no_partial_object_and_loses_no_wal() 
         },
     )
     .await;
+    let verify = cli(&site.server, &["backups", "verify", "--platform", PLATFORM]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    site.agent.take().unwrap().terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_restores_a_commit_that_no_archived_segment_holds() {
+    let repo = tempfile::tempdir().unwrap();
+    let Some(mut site) = site_with(
+        &format!(
+            "[backup.repository]\nkind = \"local\"\npath = \"{}\"\n",
+            repo.path().display()
+        ),
+        true,
+    )
+    .await
+    else {
+        return;
+    };
+    site.wait_for_base_backup().await;
+    site.insert("streamed").await;
+    let (segment, offset): (String, i64) = sqlx::query_as(
+        "SELECT pg_walfile_name(pg_current_wal_lsn()), ((pg_current_wal_lsn() - '0/0'::pg_lsn) % 16777216)::bigint",
+    )
+    .fetch_one(&mut site.session)
+    .await
+    .unwrap();
+    let slot_active: bool = sqlx::query_scalar(
+        "SELECT active FROM pg_replication_slots WHERE slot_name = 'cloudkeep_db'",
+    )
+    .fetch_one(&mut site.session)
+    .await
+    .unwrap();
+    assert!(slot_active, "the agent's pg_receivewal holds its slot");
+    // A streamed tail of the marker's segment reaching past the marker, within seconds, while
+    // archive_timeout is an hour.
+    let tails = repo
+        .path()
+        .join("isv/acme/manifests")
+        .join(PLATFORM)
+        .join("db/stream");
+    let covered = || {
+        std::fs::read_dir(&tails).ok().is_some_and(|dir| {
+            dir.flatten().any(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(stem) = name.strip_suffix(".manifest.json") else {
+                    return false;
+                };
+                cloudkeep_backup::pg::parse_tail_name(stem).is_some_and(|(tail, bytes)| {
+                    tail > segment || (tail == segment && bytes >= offset as u64)
+                })
+            })
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !covered() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no streamed tail of {segment} past offset {offset} within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let archived: Option<String> =
+        sqlx::query_scalar("SELECT last_archived_wal FROM pg_stat_archiver")
+            .fetch_one(&mut site.session)
+            .await
+            .unwrap();
+    assert!(
+        archived
+            .as_deref()
+            .is_none_or(|last| last < segment.as_str()),
+        "the marker's segment {segment} must not be archived whole ({archived:?})"
+    );
+
+    let parent = shared_dir();
+    let restored = parent.path().join("restored");
+    let port = cloudkeep_testkit::free_port();
+    let restore = cli(
+        &site.server,
+        &[
+            "restore",
+            "--platform",
+            PLATFORM,
+            "--latest",
+            "--to",
+            restored.to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+            "--socket-dir",
+            parent.path().to_str().unwrap(),
+            "--key",
+            site.key_file.to_str().unwrap(),
+        ],
+    );
+    assert!(restore.status.success(), "{}", text(&restore));
+    let mut copy = PgConnection::connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+        .await
+        .unwrap();
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM markers ORDER BY name")
+        .fetch_all(&mut copy)
+        .await
+        .unwrap();
+    assert_eq!(names, vec!["streamed"]);
+    drop(copy);
+    let stop = std::process::Command::new("runuser")
+        .args([
+            "-u",
+            "postgres",
+            "--",
+            "/usr/lib/postgresql/15/bin/pg_ctl",
+            "-D",
+        ])
+        .arg(&restored)
+        .args(["-m", "fast", "-w", "stop"])
+        .output()
+        .unwrap();
+    assert!(stop.status.success(), "{}", text(&stop));
     let verify = cli(&site.server, &["backups", "verify", "--platform", PLATFORM]);
     assert!(verify.status.success(), "{}", text(&verify));
     site.agent.take().unwrap().terminate();

@@ -41,6 +41,9 @@ pub struct BackupSpec {
     /// How often the agent writes its heartbeat row into the database, which a restore drill reads to measure the data lost (default `10s`, greater than zero).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_every: Option<Duration>,
+    /// Also stream WAL over the replication protocol (a replication slot named `cloudkeep_<database>` and `pg_receivewal` run by the agent) and upload the segment being written every second, for an RPO of seconds instead of `archive_timeout` (default false). The connection must be allowed to replicate; the slot keeps WAL on the database host while the agent is down, so set PostgreSQL's `max_slot_wal_keep_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<bool>,
     /// A periodic restore drill: the newest backup is restored elsewhere and checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<DrillSpec>,

@@ -101,6 +101,7 @@ fn job(
         keep_full: backup.effective_keep_full(),
         pitr_window_ms: ms(backup.effective_pitr_window()),
         heartbeat_every_ms: ms(backup.effective_heartbeat_every()),
+        streaming: backup.streaming.unwrap_or(false),
     }
 }
 
@@ -156,6 +157,7 @@ mod tests {
                 keep_full: 2,
                 pitr_window_ms: 7 * 86_400_000,
                 heartbeat_every_ms: 10_000,
+                streaming: false,
             }
         );
         assert_eq!(jobs[1].database, "ledger");
