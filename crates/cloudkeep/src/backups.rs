@@ -257,20 +257,9 @@ struct TakeOutput {
 
 /// `backups take`: one full base backup now, with the code the agent's scheduled backups run.
 async fn take(args: &TakeArgs) -> anyhow::Result<()> {
-    let (location, isv) = match &args.repository {
-        Some(path) => (crate::restore::location_from_file(path)?, None),
-        None => {
-            let access = context::client(&args.remote)?
-                .backup_repository(&args.platform)
-                .await
-                .with_context(|| {
-                    format!("asking the server where {}'s backups are", args.platform)
-                })?;
-            let location = serde_json::from_value(access.repository)
-                .context("the server sent a repository location this version cannot read")?;
-            (location, Some(access.isv))
-        }
-    };
+    let (location, isv) =
+        crate::restore::location_for(&args.platform, args.repository.as_deref(), &args.remote)
+            .await?;
     let texts = match (&isv, args.recipients.is_empty()) {
         (_, false) => args.recipients.clone(),
         (Some(isv), true) => context::client(&args.remote)?

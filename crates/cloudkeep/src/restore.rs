@@ -46,7 +46,7 @@ pub fn read_identities(source: &Path) -> anyhow::Result<Vec<Identity>> {
 }
 
 /// A repository location from a file (TOML or JSON), for restores without the server.
-pub(crate) fn location_from_file(path: &Path) -> anyhow::Result<RepoLocation> {
+fn location_from_file(path: &Path) -> anyhow::Result<RepoLocation> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     if text.trim_start().starts_with('{') {
@@ -58,24 +58,35 @@ pub(crate) fn location_from_file(path: &Path) -> anyhow::Result<RepoLocation> {
     }
 }
 
-/// The repository of `platform`: from `--repository FILE`, else from the server (admins only).
-pub async fn repository_for(
+/// Where `platform`'s backups live: from `--repository FILE`, else from the server (admins only),
+/// which also names the platform's ISV.
+pub async fn location_for(
     platform: &str,
     file: Option<&Path>,
     remote: &crate::cli::Remote,
-) -> anyhow::Result<Repository> {
-    let location = match file {
-        Some(path) => location_from_file(path)?,
+) -> anyhow::Result<(RepoLocation, Option<String>)> {
+    match file {
+        Some(path) => Ok((location_from_file(path)?, None)),
         None => {
             let client = context::client(remote)?;
             let access = client
                 .backup_repository(platform)
                 .await
                 .with_context(|| format!("asking the server where {platform}'s backups are"))?;
-            serde_json::from_value(access.repository)
-                .context("the server sent a repository location this version cannot read")?
+            let location = serde_json::from_value(access.repository)
+                .context("the server sent a repository location this version cannot read")?;
+            Ok((location, Some(access.isv)))
         }
-    };
+    }
+}
+
+/// The repository of `platform`: from `--repository FILE`, else from the server (admins only).
+pub async fn repository_for(
+    platform: &str,
+    file: Option<&Path>,
+    remote: &crate::cli::Remote,
+) -> anyhow::Result<Repository> {
+    let (location, _) = location_for(platform, file, remote).await?;
     Repository::open(&location).map_err(|error| anyhow::anyhow!("repository: {error}"))
 }
 

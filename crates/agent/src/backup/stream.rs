@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use cloudkeep_backup::pg::{
     DatabaseLayout, StreamReceipt, WalName, list_stream_tails, prune_stream_tails,
@@ -29,6 +30,8 @@ pub struct StreamCycle {
     pub uploaded: Option<StreamReceipt>,
     /// The tails in the repository afterwards.
     pub tails: Vec<String>,
+    /// The growing segment and when it was last written, as read this cycle.
+    pub seen: Option<(PathBuf, SystemTime)>,
 }
 
 /// Where a cycle uploads to.
@@ -51,6 +54,9 @@ pub struct Streamer {
     last: Option<String>,
     /// The tails known to be in the repository; `None` until listed.
     tails: Option<Vec<String>>,
+    /// The growing segment and its modification time when last read: unchanged, it is not read
+    /// again.
+    seen: Option<(PathBuf, SystemTime)>,
 }
 
 /// The replication slot of `database` (slot names allow `[a-z0-9_]`).
@@ -97,6 +103,7 @@ impl Streamer {
             cycle: None,
             last: None,
             tails: None,
+            seen: None,
         }
     }
 
@@ -182,6 +189,7 @@ impl Streamer {
                     self.last = Some(receipt.tail_name());
                 }
                 self.tails = Some(cycle.tails);
+                self.seen = cycle.seen;
                 Ok(cycle.uploaded)
             }
             Ok(Err(message)) => Err(message),
@@ -197,8 +205,9 @@ impl Streamer {
         let spool = self.spool.clone();
         let last = self.last.clone();
         let tails = self.tails.clone();
+        let seen = self.seen.clone();
         self.cycle = Some(tokio::spawn(async move {
-            cycle(&spool, last, tails, &target, clock).await
+            cycle(&spool, last, tails, seen, &target, clock).await
         }));
     }
 }
@@ -208,6 +217,7 @@ async fn cycle(
     spool: &Path,
     last: Option<String>,
     tails: Option<Vec<String>>,
+    seen: Option<(PathBuf, SystemTime)>,
     target: &StreamTarget,
     clock: Arc<dyn Clock>,
 ) -> Result<StreamCycle, String> {
@@ -230,7 +240,14 @@ async fn cycle(
         let _ = std::fs::remove_file(old);
     }
     let now = move || clock.now_ms();
-    let uploaded = match partial {
+    let modified = partial.as_ref().and_then(|path| {
+        std::fs::metadata(path)
+            .and_then(|meta| meta.modified())
+            .ok()
+    });
+    let current = partial.clone().zip(modified);
+    let unchanged = current.is_some() && current == seen;
+    let uploaded = match partial.filter(|_| !unchanged) {
         Some(path) => upload_stream_tail(
             &target.repository,
             &target.layout,
@@ -260,7 +277,11 @@ async fn cycle(
     } else {
         names
     };
-    Ok(StreamCycle { uploaded, tails })
+    Ok(StreamCycle {
+        uploaded,
+        tails,
+        seen: current,
+    })
 }
 
 #[cfg(test)]

@@ -179,6 +179,50 @@ impl Site {
         .await;
     }
 
+    /// Restores to `target` into `<parent>/restored` with the server kept running on a free port,
+    /// reads the marker names from the copy and stops it.
+    async fn restored_markers(&self, parent: &Path, target: &[&str]) -> Vec<String> {
+        let restored = parent.join("restored");
+        let port = cloudkeep_testkit::free_port().to_string();
+        let mut args = vec!["restore", "--platform", PLATFORM];
+        args.extend_from_slice(target);
+        args.extend([
+            "--to",
+            restored.to_str().unwrap(),
+            "--port",
+            &port,
+            "--socket-dir",
+            parent.to_str().unwrap(),
+            "--key",
+            self.key_file.to_str().unwrap(),
+        ]);
+        let restore = cli(&self.server, &args);
+        assert!(restore.status.success(), "{}", text(&restore));
+        let mut copy =
+            PgConnection::connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+                .await
+                .unwrap();
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM markers ORDER BY name")
+            .fetch_all(&mut copy)
+            .await
+            .unwrap();
+        drop(copy);
+        let stop = std::process::Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                "/usr/lib/postgresql/15/bin/pg_ctl",
+                "-D",
+            ])
+            .arg(&restored)
+            .args(["-m", "fast", "-w", "stop"])
+            .output()
+            .unwrap();
+        assert!(stop.status.success(), "{}", text(&stop));
+        names
+    }
+
     /// Switches WAL and waits until PostgreSQL reports the segment archived (wal-push returned 0).
     async fn switch_and_wait(&mut self) -> String {
         let name: String = sqlx::query_scalar("SELECT pg_walfile_name(pg_switch_wal())")
@@ -283,52 +327,13 @@ async fn the_agent_backs_up_and_restore_recovers_to_a_time_between_two_markers()
     assert_eq!(verified["problems"], serde_json::json!([]), "{verified}");
 
     let parent = shared_dir();
-    let restored = parent.path().join("restored");
-    let port = cloudkeep_testkit::free_port();
     let target_text = jiff::Timestamp::from_millisecond(target)
         .unwrap()
         .to_string();
-    let restore = cli(
-        &site.server,
-        &[
-            "restore",
-            "--platform",
-            PLATFORM,
-            "--target-time",
-            &target_text,
-            "--to",
-            restored.to_str().unwrap(),
-            "--port",
-            &port.to_string(),
-            "--socket-dir",
-            parent.path().to_str().unwrap(),
-            "--key",
-            site.key_file.to_str().unwrap(),
-        ],
-    );
-    assert!(restore.status.success(), "{}", text(&restore));
-    let mut copy = PgConnection::connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres"))
-        .await
-        .unwrap();
-    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM markers ORDER BY name")
-        .fetch_all(&mut copy)
-        .await
-        .unwrap();
+    let names = site
+        .restored_markers(parent.path(), &["--target-time", &target_text])
+        .await;
     assert_eq!(names, vec!["first"]);
-    drop(copy);
-    let stop = std::process::Command::new("runuser")
-        .args([
-            "-u",
-            "postgres",
-            "--",
-            "/usr/lib/postgresql/15/bin/pg_ctl",
-            "-D",
-        ])
-        .arg(&restored)
-        .args(["-m", "fast", "-w", "stop"])
-        .output()
-        .unwrap();
-    assert!(stop.status.success(), "{}", text(&stop));
 
     // The drill restores the latest state, measures RPO from the heartbeat row and RTO.
     let drill = cli(
@@ -516,48 +521,8 @@ async fn streaming_restores_a_commit_that_no_archived_segment_holds() {
     );
 
     let parent = shared_dir();
-    let restored = parent.path().join("restored");
-    let port = cloudkeep_testkit::free_port();
-    let restore = cli(
-        &site.server,
-        &[
-            "restore",
-            "--platform",
-            PLATFORM,
-            "--latest",
-            "--to",
-            restored.to_str().unwrap(),
-            "--port",
-            &port.to_string(),
-            "--socket-dir",
-            parent.path().to_str().unwrap(),
-            "--key",
-            site.key_file.to_str().unwrap(),
-        ],
-    );
-    assert!(restore.status.success(), "{}", text(&restore));
-    let mut copy = PgConnection::connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres"))
-        .await
-        .unwrap();
-    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM markers ORDER BY name")
-        .fetch_all(&mut copy)
-        .await
-        .unwrap();
+    let names = site.restored_markers(parent.path(), &["--latest"]).await;
     assert_eq!(names, vec!["streamed"]);
-    drop(copy);
-    let stop = std::process::Command::new("runuser")
-        .args([
-            "-u",
-            "postgres",
-            "--",
-            "/usr/lib/postgresql/15/bin/pg_ctl",
-            "-D",
-        ])
-        .arg(&restored)
-        .args(["-m", "fast", "-w", "stop"])
-        .output()
-        .unwrap();
-    assert!(stop.status.success(), "{}", text(&stop));
     let verify = cli(&site.server, &["backups", "verify", "--platform", PLATFORM]);
     assert!(verify.status.success(), "{}", text(&verify));
     site.agent.take().unwrap().terminate();
