@@ -33,6 +33,7 @@ pub struct BackupManager {
     clock: Arc<dyn Clock>,
     socket_path: PathBuf,
     archive_command: String,
+    exe: PathBuf,
     jobs: BTreeMap<String, RunningJob>,
     routes: Arc<Mutex<Vec<Route>>>,
     listening: bool,
@@ -48,6 +49,7 @@ impl BackupManager {
             clock,
             socket_path: socket_path.to_owned(),
             archive_command: job::archive_command(&exe, socket_path),
+            exe,
             jobs: BTreeMap::new(),
             routes: Arc::new(Mutex::new(Vec::new())),
             listening: false,
@@ -88,6 +90,7 @@ impl BackupManager {
                     clock: self.clock.clone(),
                     status: status.clone(),
                     archive_command: self.archive_command.clone(),
+                    exe: self.exe.clone(),
                     spool_dir: self
                         .socket_path
                         .parent()

@@ -83,6 +83,8 @@ pub struct JobContext {
     pub status: Arc<Mutex<JobStatus>>,
     /// PostgreSQL's `archive_command` for this agent.
     pub archive_command: String,
+    /// The executable `archive_command` runs (`cloudkeep wal-push`).
+    pub exe: PathBuf,
     /// Where `pg_receivewal` writes in streaming mode.
     pub spool_dir: PathBuf,
     /// `wal-push` requests for this data directory.
@@ -502,6 +504,15 @@ impl Job {
         if let Ok(size) = setting("wal_segment_size").parse::<u64>() {
             self.segment_size = size;
         }
+        if let Some(closed) = closed_to_others(&self.context.exe) {
+            return Err(format!(
+                "PostgreSQL could not run archive_command: {} is closed to other users, so {} is \
+                 out of reach of the database's user; install cloudkeep where every user can run \
+                 it (e.g. /usr/local/bin)",
+                closed.display(),
+                self.context.exe.display()
+            ));
+        }
         let timeout_s = (self.context.job.archive_timeout_ms / 1000).max(1);
         let mut changes = Vec::new();
         if setting("archive_command") != self.context.archive_command {
@@ -729,6 +740,14 @@ pub fn backup_id(now_ms: i64) -> String {
     format!("{stamp}-{}", cloudkeep_stdx::ids::random_hex(2))
 }
 
+/// The first directory above `exe` that other users cannot pass through, if any.
+pub fn closed_to_others(exe: &std::path::Path) -> Option<&std::path::Path> {
+    use std::os::unix::fs::PermissionsExt;
+    exe.ancestors()
+        .skip(1)
+        .find(|dir| std::fs::metadata(dir).is_ok_and(|meta| meta.permissions().mode() & 0o001 == 0))
+}
+
 /// `archive_command` for an agent whose executable is `exe` and socket `socket`, shell-quoted.
 pub fn archive_command(exe: &std::path::Path, socket: &std::path::Path) -> String {
     let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
@@ -749,6 +768,20 @@ pub fn check_connection(url: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_private_directory_above_the_executable_is_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let exe = private.join("cloudkeep");
+        assert_eq!(closed_to_others(&exe), Some(private.as_path()));
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(closed_to_others(&exe), None);
+    }
 
     #[test]
     fn ids_sort_by_time_and_commands_are_quoted() {

@@ -8,8 +8,51 @@ use std::time::{Duration, Instant};
 
 use cloudkeep_client::Client;
 
+/// Whether every directory above `path` lets other users through (PostgreSQL, running as
+/// `postgres`, must be able to run the agent's `cloudkeep wal-push`).
+fn reachable_by_others(path: &std::path::Path) -> bool {
+    cloudkeep_agent::backup::job::closed_to_others(path).is_none()
+}
+
+/// The binary under test, at a path every user can execute: a checkout in a private directory
+/// (e.g. `mktemp -d`) gets a copy under the temp dir, shared by the test processes of one build.
+fn executable() -> std::path::PathBuf {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let built = std::path::PathBuf::from(env!("CARGO_BIN_EXE_cloudkeep"));
+        if reachable_by_others(&built) {
+            return built;
+        }
+        let meta = std::fs::metadata(&built).expect("the built cloudkeep binary");
+        let dir = std::env::temp_dir().join("cloudkeep-e2e-bin").join(format!(
+            "{}-{}",
+            meta.len(),
+            meta.mtime_nsec() + meta.mtime() * 1_000_000_000
+        ));
+        let copy = dir.join("cloudkeep");
+        if !copy.exists() {
+            std::fs::create_dir_all(&dir).unwrap();
+            for level in [dir.as_path(), dir.parent().unwrap()] {
+                std::fs::set_permissions(level, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            let staging = dir.join(format!("cloudkeep.{}", std::process::id()));
+            std::fs::copy(&built, &staging).unwrap();
+            std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::rename(&staging, &copy).unwrap();
+        }
+        assert!(
+            reachable_by_others(&copy),
+            "{} must be reachable by the postgres user",
+            copy.display()
+        );
+        copy
+    })
+    .clone()
+}
+
 pub fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cloudkeep"));
+    let mut command = Command::new(executable());
     command
         .env("CLOUDKEEP_LOG", "info")
         .env_remove("CLOUDKEEP_SERVER")
