@@ -473,13 +473,6 @@ async fn streaming_restores_a_commit_that_no_archived_segment_holds() {
     .fetch_one(&mut site.session)
     .await
     .unwrap();
-    let slot_active: bool = sqlx::query_scalar(
-        "SELECT active FROM pg_replication_slots WHERE slot_name = 'cloudkeep_db'",
-    )
-    .fetch_one(&mut site.session)
-    .await
-    .unwrap();
-    assert!(slot_active, "the agent's pg_receivewal holds its slot");
     // A streamed tail of the marker's segment reaching past the marker, within seconds, while
     // archive_timeout is an hour.
     let tails = repo
@@ -508,6 +501,14 @@ async fn streaming_restores_a_commit_that_no_archived_segment_holds() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The tail came through the slot, which the agent's pg_receivewal holds.
+    let slot_active: bool = sqlx::query_scalar(
+        "SELECT active FROM pg_replication_slots WHERE slot_name = 'cloudkeep_db'",
+    )
+    .fetch_one(&mut site.session)
+    .await
+    .unwrap();
+    assert!(slot_active, "the agent's pg_receivewal holds its slot");
     let archived: Option<String> =
         sqlx::query_scalar("SELECT last_archived_wal FROM pg_stat_archiver")
             .fetch_one(&mut site.session)
