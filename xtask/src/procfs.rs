@@ -117,12 +117,11 @@ fn parse_parent(stat: &str) -> Option<(u32, String)> {
     Some((ppid, comm))
 }
 
-/// Summed `VmRSS` of `root` and all its descendants now, leaving out processes whose command is
-/// in `skip` (e.g. `runuser`, which only waits for its child). Processes that exit while being read
-/// are left out.
-pub fn tree_rss(root: u32, skip: &[&str]) -> u64 {
+/// `root` and all its descendants now, leaving out processes whose command is in `skip` (e.g.
+/// `runuser`, which only waits for its child).
+pub fn tree_pids(root: u32, skip: &[&str]) -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
     let mut procs: Vec<(u32, u32, String)> = Vec::new();
     for entry in entries.flatten() {
@@ -153,16 +152,13 @@ pub fn tree_rss(root: u32, skip: &[&str]) -> u64 {
         );
         i += 1;
     }
-    tree.iter()
-        .filter(|pid| {
-            procs
-                .iter()
-                .find(|(p, _, _)| p == *pid)
-                .is_none_or(|(_, _, comm)| !skip.contains(&comm.as_str()))
-        })
-        .filter_map(|pid| memory(*pid).ok())
-        .map(|m| m.rss)
-        .sum()
+    tree.retain(|pid| {
+        procs
+            .iter()
+            .find(|(p, _, _)| p == pid)
+            .is_none_or(|(_, _, comm)| !skip.contains(&comm.as_str()))
+    });
+    tree
 }
 
 pub const MIB: f64 = 1024.0 * 1024.0;
@@ -193,16 +189,17 @@ mod tests {
     }
 
     #[test]
-    fn tree_rss_counts_children_and_skips_by_name() {
+    fn the_tree_holds_children_and_skips_by_name() {
         let mut child = Command::new("sleep").arg("5").spawn().unwrap();
         let me = std::process::id();
-        let alone = memory(me).unwrap().rss;
-        let with_child = tree_rss(me, &[]);
-        let skipped = tree_rss(me, &["sleep"]);
+        let with_child = tree_pids(me, &[]);
+        let skipped = tree_pids(me, &["sleep"]);
         child.kill().ok();
         child.wait().ok();
-        assert!(with_child > skipped, "{with_child} vs {skipped}");
-        assert!(skipped >= alone / 2, "{skipped} vs {alone}");
+        assert_eq!(with_child.first(), Some(&me));
+        assert!(with_child.contains(&child.id()), "{with_child:?}");
+        assert!(!skipped.contains(&child.id()), "{skipped:?}");
+        assert!(skipped.contains(&me), "{skipped:?}");
     }
 
     #[test]

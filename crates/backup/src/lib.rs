@@ -20,5 +20,5 @@ pub use keys::{Identity, KeyError, KeyPair, Recipient, generate_keypair, parse_r
 pub use location::{DEFAULT_REGION, RepoLocation};
 pub use names::{MANIFEST_FOLDER, MANIFEST_SUFFIX, ManifestName, ObjectKey};
 pub use repository::{
-    DEFAULT_ZSTD_LEVEL, ListedObject, MAX_MANIFEST_BYTES, ObjectInfo, Repository,
+    DEFAULT_ZSTD_LEVEL, Encoding, ListedObject, MAX_MANIFEST_BYTES, ObjectInfo, Repository,
 };

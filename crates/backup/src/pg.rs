@@ -21,8 +21,8 @@ mod walname;
 
 pub use archive::{ArchiveOutcome, WalReceipt, archive_wal_file, read_wal_receipts};
 pub use base::{
-    BaseBackupSettings, BaseFile, BaseManifest, DataDirUpload, DirEntry, FilePiece, StopInfo,
-    list_base_manifests, upload_data_dir,
+    BaseBackupSettings, BaseFile, BaseManifest, DataDirUpload, DirEntry, FilePiece, PAGE_SIZE,
+    StopInfo, is_relation_data, list_base_manifests, upload_data_dir,
 };
 pub use drill::{DrillCheck, DrillReport, DrillSettings, run_drill};
 pub use error::PgBackupError;

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::names::{MANIFEST_FOLDER, normalize_prefix};
 use crate::{ManifestName, ObjectKey, RepoError, RepoLocation};
 
-pub use write::DEFAULT_ZSTD_LEVEL;
+pub use write::{DEFAULT_ZSTD_LEVEL, Encoding};
 
 /// The largest manifest accepted, so a damaged or hostile store cannot make a reader allocate
 /// without bound.

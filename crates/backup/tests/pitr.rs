@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use cloudkeep_backup::pg::{
     BaseBackupSettings, BaseManifest, DatabaseLayout, RecoverySettings, RecoveryTarget,
-    RetentionPolicy, apply_retention, archive_wal_file, plan_restore, recover, restore_files,
-    take_base_backup, verify_database,
+    RestorePlan, RestoreSummary, RetentionPolicy, apply_retention, archive_wal_file, plan_restore,
+    recover, restore_files, take_base_backup, verify_database,
 };
 use cloudkeep_backup::{KeyPair, RepoError, RepoLocation, Repository, generate_keypair};
 use cloudkeep_stdx::{Clock, SystemClock};
@@ -43,6 +43,7 @@ const SETTINGS: BaseBackupSettings = BaseBackupSettings {
     parallel: 2,
     split_bytes: 1 << 20,
     level: 3,
+    incremental: false,
 };
 
 async fn setup() -> Option<Setup> {
@@ -80,6 +81,10 @@ async fn setup() -> Option<Setup> {
 
 impl Setup {
     async fn base_backup(&self, id: &str) -> BaseManifest {
+        self.backup_with(id, &SETTINGS).await
+    }
+
+    async fn backup_with(&self, id: &str, settings: &BaseBackupSettings) -> BaseManifest {
         take_base_backup(
             &self.repository,
             &self.layout,
@@ -87,11 +92,36 @@ impl Setup {
             &self.pg.data_dir(),
             &self.pg.url(),
             std::slice::from_ref(&self.keys.recipient),
-            &SETTINGS,
+            settings,
             &now_ms,
         )
         .await
         .unwrap()
+    }
+
+    /// Restores `plan`'s files into `<parent>/restored`, for a server on a port of its own.
+    async fn restore(
+        &self,
+        plan: &RestorePlan,
+        parent: &Path,
+    ) -> (PathBuf, RecoverySettings, RestoreSummary) {
+        let restored = parent.join("restored");
+        let settings = recovery_settings(parent);
+        let summary = restore_files(
+            &self.repository,
+            std::slice::from_ref(&self.keys.identity),
+            plan,
+            &restored,
+            &settings,
+            2,
+        )
+        .await
+        .unwrap();
+        (restored, settings, summary)
+    }
+
+    async fn sql(&mut self, sql: &'static str) {
+        sqlx::raw_sql(sql).execute(&mut self.session).await.unwrap();
     }
 
     async fn insert(&mut self, name: &str) {
@@ -149,6 +179,15 @@ fn recovery_settings(socket_dir: &Path) -> RecoverySettings {
     }
 }
 
+/// A session on the restored server `settings` started.
+async fn connect_restored(settings: &RecoverySettings) -> PgConnection {
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres",
+        settings.port.unwrap()
+    );
+    PgConnection::connect(&url).await.unwrap()
+}
+
 async fn stop(dir: &Path, settings: &RecoverySettings) {
     let mut command = if is_root() {
         let mut command = tokio::process::Command::new("runuser");
@@ -199,28 +238,13 @@ async fn pitr_to_a_time_between_two_markers_keeps_the_first_and_not_the_second()
     .unwrap();
     assert_eq!(plan.base.id, "base-1");
     let parent = shared_dir();
-    let restored = parent.path().join("restored");
-    let settings = recovery_settings(parent.path());
-    let summary = restore_files(
-        &setup.repository,
-        std::slice::from_ref(&setup.keys.identity),
-        &plan,
-        &restored,
-        &settings,
-        2,
-    )
-    .await
-    .unwrap();
+    let (restored, settings, summary) = setup.restore(&plan, parent.path()).await;
     assert_eq!(summary.files, base.files.len());
     let outcome = recover(&restored, &plan.base.pg_version, &settings)
         .await
         .unwrap();
     assert!(outcome.running);
-    let url = format!(
-        "postgres://postgres@127.0.0.1:{}/postgres",
-        settings.port.unwrap()
-    );
-    let mut restored_session = PgConnection::connect(&url).await.unwrap();
+    let mut restored_session = connect_restored(&settings).await;
     let names: Vec<String> = sqlx::query_scalar("SELECT name FROM markers ORDER BY name")
         .fetch_all(&mut restored_session)
         .await
@@ -450,4 +474,139 @@ async fn retention_keeps_what_the_pitr_window_needs_and_expires_the_rest() {
         .await
         .unwrap();
     assert_eq!(plan.base.id, third.id);
+}
+
+/// The plaintext bytes a backup stored.
+fn stored_plain(manifest: &BaseManifest) -> u64 {
+    manifest.units.iter().map(|unit| unit.plain_len).sum()
+}
+
+/// What the test's tables hold, as one comparable text.
+const CONTENTS: &str = "SELECT concat_ws(' ', \
+     (SELECT md5(string_agg(id || body, ',' ORDER BY id)) FROM big), \
+     (SELECT count(*) FROM shrinking), (SELECT count(*) FROM fresh), \
+     to_regclass('doomed') IS NULL, \
+     (SELECT string_agg(name, ',' ORDER BY name) FROM markers))";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_backups_store_only_changed_pages_and_restore_over_their_parents() {
+    let Some(mut setup) = setup().await else {
+        return;
+    };
+    // `big` is 20 MiB: its file is scanned page by page. `doomed` is dropped, `shrinking` cut
+    // short by VACUUM, `fresh` created between the backups.
+    setup
+        .sql(
+            "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 4) AS body \
+               FROM generate_series(1, 100000) g;
+             CREATE TABLE doomed AS SELECT g FROM generate_series(1, 100000) g;
+             CREATE TABLE shrinking AS SELECT g FROM generate_series(1, 100000) g;
+             CHECKPOINT;",
+        )
+        .await;
+    let full = setup.base_backup("full").await;
+    assert!(full.parent.is_none() && full.system_identifier.is_some());
+    let doomed_path: String = sqlx::query_scalar("SELECT pg_relation_filepath('doomed')")
+        .fetch_one(&mut setup.session)
+        .await
+        .unwrap();
+    setup
+        .sql(
+            "UPDATE big SET body = 'changed once' WHERE id <= 100;
+             DROP TABLE doomed;
+             DELETE FROM shrinking WHERE g > 1000;
+             CREATE TABLE fresh AS SELECT g FROM generate_series(1, 50000) g;",
+        )
+        .await;
+    setup.sql("VACUUM shrinking").await;
+    setup.insert("after-full").await;
+    let incremental = BaseBackupSettings {
+        incremental: true,
+        ..SETTINGS
+    };
+    let first = setup.backup_with("incr-1", &incremental).await;
+    assert_eq!(first.parent.as_deref(), Some("full"));
+    let big_path: String = sqlx::query_scalar("SELECT pg_relation_filepath('big')")
+        .fetch_one(&mut setup.session)
+        .await
+        .unwrap();
+    let big = first
+        .files
+        .iter()
+        .find(|file| file.path == big_path)
+        .expect("big's file is in the incremental backup");
+    assert!(big.incremental, "{big:?}");
+    let changed: u64 = big.pieces.iter().map(|piece| piece.len).sum();
+    assert!(
+        changed * 10 < big.len,
+        "{changed} of {} bytes of big stored",
+        big.len
+    );
+    assert!(
+        stored_plain(&first) * 3 < stored_plain(&full),
+        "incremental {} bytes, full {}",
+        stored_plain(&first),
+        stored_plain(&full)
+    );
+    setup
+        .sql("UPDATE big SET body = 'changed twice' WHERE id > 99900;")
+        .await;
+    setup.insert("after-incr-1").await;
+    let second = setup.backup_with("incr-2", &incremental).await;
+    assert_eq!(second.parent.as_deref(), Some("incr-1"));
+    setup.insert("after-incr-2").await;
+    setup.ship_wal().await;
+    let expected: String = sqlx::query_scalar(CONTENTS)
+        .fetch_one(&mut setup.session)
+        .await
+        .unwrap();
+    assert!(expected.contains(" 1000 50000 t "), "{expected}");
+
+    let plan = plan_restore(&setup.repository, &setup.layout, RecoveryTarget::Latest)
+        .await
+        .unwrap();
+    assert_eq!(plan.base.id, "incr-2");
+    let parents: Vec<&str> = plan.parents.iter().map(|base| base.id.as_str()).collect();
+    assert_eq!(parents, vec!["full", "incr-1"]);
+    let dir = shared_dir();
+    let (restored, settings, _) = setup.restore(&plan, dir.path()).await;
+    assert!(full.files.iter().any(|file| file.path == doomed_path));
+    assert!(
+        !restored.join(&doomed_path).exists(),
+        "{doomed_path}, dropped after the full backup, is not restored"
+    );
+    recover(&restored, &plan.base.pg_version, &settings)
+        .await
+        .unwrap();
+    let mut restored_session = connect_restored(&settings).await;
+    let actual: String = sqlx::query_scalar(CONTENTS)
+        .fetch_one(&mut restored_session)
+        .await
+        .unwrap();
+    assert_eq!(actual, expected);
+    drop(restored_session);
+    stop(&restored, &settings).await;
+
+    let report = verify_database(&setup.repository, &setup.layout, 2)
+        .await
+        .unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    // Keeping one full backup and no window keeps the newest backup and every parent it needs.
+    let policy = RetentionPolicy {
+        keep_full: 1,
+        pitr_window_ms: 1,
+    };
+    let result = apply_retention(&setup.repository, &setup.layout, policy, now_ms() + 10)
+        .await
+        .unwrap();
+    assert!(result.base_ids.is_empty(), "{:?}", result.base_ids);
+    plan_restore(&setup.repository, &setup.layout, RecoveryTarget::Latest)
+        .await
+        .unwrap();
+    // A full backup taken later lets retention expire the whole older chain, newest first.
+    setup.base_backup("full-2").await;
+    let result = apply_retention(&setup.repository, &setup.layout, policy, now_ms() + 10)
+        .await
+        .unwrap();
+    assert_eq!(result.base_ids, vec!["full", "incr-1", "incr-2"]);
 }

@@ -245,6 +245,9 @@ struct TakeOutput {
     platform: String,
     database: String,
     id: String,
+    /// The parent of an incremental backup; absent for a full one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<String>,
     repository: String,
     start_lsn: String,
     stop_lsn: String,
@@ -255,7 +258,8 @@ struct TakeOutput {
     took_ms: i64,
 }
 
-/// `backups take`: one full base backup now, with the code the agent's scheduled backups run.
+/// `backups take`: one base backup now (full, or incremental with `--incremental`), with the code
+/// the agent's scheduled backups run.
 async fn take(args: &TakeArgs) -> anyhow::Result<()> {
     let (location, isv) =
         crate::restore::location_for(&args.platform, args.repository.as_deref(), &args.remote)
@@ -292,6 +296,7 @@ async fn take(args: &TakeArgs) -> anyhow::Result<()> {
         parallel: usize::try_from(args.parallel.clamp(1, 32)).unwrap_or(1),
         split_bytes: args.split_mib.max(1) << 20,
         level: args.level,
+        incremental: args.incremental,
     };
     let clock = cloudkeep_stdx::SystemClock;
     let id = cloudkeep_agent::backup::job::backup_id(clock.now_ms());
@@ -306,11 +311,12 @@ async fn take(args: &TakeArgs) -> anyhow::Result<()> {
         &|| clock.now_ms(),
     )
     .await
-    .with_context(|| format!("full backup {id} of {}/{}", args.platform, args.database))?;
+    .with_context(|| format!("backup {id} of {}/{}", args.platform, args.database))?;
     let output = TakeOutput {
         platform: args.platform.clone(),
         database: args.database.clone(),
         id: manifest.id.clone(),
+        parent: manifest.parent.clone(),
         repository: repository.root().to_owned(),
         start_lsn: manifest.start_lsn.clone(),
         stop_lsn: manifest.stop_lsn.clone(),
@@ -323,8 +329,12 @@ async fn take(args: &TakeArgs) -> anyhow::Result<()> {
     match args.remote.output {
         OutputFormat::Json => print(OutputFormat::Json, &output, &[], Vec::new()),
         OutputFormat::Table => {
+            let kind = match &output.parent {
+                Some(parent) => format!("incremental backup (over {parent})"),
+                None => "full backup".to_owned(),
+            };
             println!(
-                "full backup {} of {}/{} in {}: {} files, {} read, {} stored in {} objects, took {} (WAL {} to {})",
+                "{kind} {} of {}/{} in {}: {} files, {} read, {} stored in {} objects, took {} (WAL {} to {})",
                 output.id,
                 output.platform,
                 output.database,

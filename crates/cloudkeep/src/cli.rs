@@ -159,9 +159,10 @@ pub enum BackupsCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Take a full base backup now, from this host (e.g. before an upgrade): the same backup the
-    /// agent takes on schedule, written to the platform's repository and encrypted to the ISV's
-    /// public keys. The agent's retention applies to it like to any other.
+    /// Take a base backup now, from this host (e.g. before an upgrade): the same backup the agent
+    /// takes on schedule (full, or with --incremental only the changed pages), written to the
+    /// platform's repository and encrypted to the ISV's public keys. The agent's retention
+    /// applies to it like to any other.
     Take(TakeArgs),
     /// One database's base backups (times, LSNs, sizes), WAL runs and last failure.
     Show {
@@ -185,7 +186,7 @@ pub struct TakeArgs {
     /// The cluster's data directory (read directly, so run this on the database host).
     #[arg(long)]
     pub pgdata: PathBuf,
-    /// How to reach the cluster as a superuser (a libpq URL or key=value string).
+    /// How to reach the cluster as a superuser (a postgres:// URL; a socket directory as `?host=/dir`).
     #[arg(long, default_value = cloudkeep_model::BackupSpec::DEFAULT_CONNECTION)]
     pub connection: String,
     /// A repository location file (TOML or JSON, as in the server's [backup] section), to work
@@ -204,6 +205,10 @@ pub struct TakeArgs {
     /// Largest piece of a big file, in MiB.
     #[arg(long, default_value_t = cloudkeep_model::BackupSpec::DEFAULT_SPLIT_SIZE >> 20)]
     pub split_mib: u64,
+    /// Store only the pages changed since the newest backup of this cluster and timeline (which
+    /// a restore then needs too); a full backup when there is none.
+    #[arg(long)]
+    pub incremental: bool,
     #[command(flatten)]
     pub remote: Remote,
 }

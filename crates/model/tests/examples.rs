@@ -367,7 +367,7 @@ fn backup_sections() {
     check_inline(
         &host(
             r#"{"name": "db", "kind": "database", "backup": {"pgdata": "/pg", "connection": "postgresql://backup@db/postgres",
-                "full_every": "1m", "keep_full": 1, "pitr_window": "0s", "archive_timeout": "1h", "compression_level": 19,
+                "full_every": "2m", "incremental_every": "1m", "keep_full": 1, "pitr_window": "0s", "archive_timeout": "1h", "compression_level": 19,
                 "parallel": 32, "split_size": 1048576, "heartbeat_every": "1s", "drill": {"every": "1m", "check_sql": "SELECT 1"}}}"#,
         ),
         expect!["ok\n"],
@@ -395,6 +395,16 @@ fn backup_sections() {
         "#]],
     );
     check_inline(
+        &host(
+            r#"{"name": "a", "kind": "database", "backup": {"pgdata": "/pg", "incremental_every": "30s"}},
+               {"name": "b", "kind": "database", "backup": {"pgdata": "/pg", "full_every": "6h", "incremental_every": "6h"}}"#,
+        ),
+        expect![[r#"
+            inline.json:1:198: hosts[0].components[0].backup.incremental_every: 30s is too short; use at least 1m
+            inline.json:2:119: hosts[0].components[1].backup.incremental_every: 6h is not less than full_every (6h): no incremental backup would ever be taken
+        "#]],
+    );
+    check_inline(
         &spec_with(
             r#""hosts": [{"name": "db1", "components": [{"name": "db", "kind": "database", "backup": {"pgdata": "/pg"}}]},
                          {"name": "db2", "components": [{"name": "db", "kind": "database", "backup": {"pgdata": "/pg"}}]}]"#,
@@ -409,7 +419,7 @@ fn backup_sections() {
             r#"{"name": "db", "kind": "database", "backup": {"pgdata": "/pg", "retention": "7d"}}"#,
         ),
         expect![[r#"
-            inline.json:1:188: hosts[0].components[0].backup.retention: unknown field `retention`, expected one of `pgdata`, `connection`, `full_every`, `keep_full`, `pitr_window`, `archive_timeout`, `compression_level`, `parallel`, `split_size`, `heartbeat_every`, `streaming`, `drill`
+            inline.json:1:188: hosts[0].components[0].backup.retention: unknown field `retention`, expected one of `pgdata`, `connection`, `full_every`, `incremental_every`, `keep_full`, `pitr_window`, `archive_timeout`, `compression_level`, `parallel`, `split_size`, `heartbeat_every`, `streaming`, `drill`
         "#]],
     );
     check_inline(

@@ -60,8 +60,12 @@ pub struct AgentBackupJob {
     pub parallel: u32,
     /// Objects of base backups are cut into pieces of at most this many bytes.
     pub split_bytes: u64,
-    /// A full base backup is taken when the newest is older than this.
+    /// A full base backup is taken when the newest full one is older than this.
     pub full_every_ms: i64,
+    /// Between full backups, an incremental one (only the pages changed since the newest backup)
+    /// is taken when the newest backup is older than this; 0: never.
+    #[serde(default)]
+    pub incremental_every_ms: i64,
     /// `archive_timeout` set on the database, which bounds the RPO of a quiet database.
     pub archive_timeout_ms: i64,
     /// Retention: full backups kept.

@@ -2,12 +2,13 @@
 //! the same run.
 //!
 //! One cluster (`pgbench -i -s SCALE` plus a table of random base64 text) is backed up by both
-//! tools into local repositories on the same disk, with zstd at the same level:
+//! tools into local repositories on the same disk, each with zstd at its default level (Cloudkeep
+//! 1, pgBackRest 3) and pgBackRest also at Cloudkeep's level:
 //!
 //! - full backups with 1 and 2 processes (Cloudkeep: `backups take --parallel N`, encrypted to an
 //!   age key; pgBackRest: `backup --type=full --process-max=N`, unencrypted): wall time, throughput
-//!   (data directory bytes / wall time), the backup's size in the repository, peak RSS of the
-//!   tool's process tree;
+//!   (data directory bytes / wall time), CPU time, the backup's size in the repository, peak RSS
+//!   of the tool's process tree;
 //! - restores of the newest backup to the end of the archive and to a time between two marker
 //!   rows, each timed to a promoted server that answers queries, and checked (both markers, then
 //!   only the first);
@@ -55,9 +56,13 @@ pub struct Args {
     /// Process counts of the full backups (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = [1, 2])]
     pub processes: Vec<u32>,
-    /// zstd level for both tools.
-    #[arg(long, default_value_t = 3)]
+    /// Cloudkeep's zstd level (its default).
+    #[arg(long, default_value_t = 1)]
     pub level: i32,
+    /// pgBackRest's zstd levels for the full backups (comma-separated): the first (its default,
+    /// 3) is also the one its archiving uses; the others add rows at those levels.
+    #[arg(long, value_delimiter = ',', default_values_t = [3, 1])]
+    pub pgbackrest_levels: Vec<i32>,
     /// Seconds of each unthrottled pgbench burst.
     #[arg(long, default_value_t = 60)]
     pub burst_s: u64,
@@ -92,6 +97,8 @@ impl Args {
 struct Measured {
     wall: Duration,
     peak_rss: u64,
+    /// CPU time (user + system) of the tool's process tree.
+    cpu: Duration,
 }
 
 /// Runs `cmd` (stdout to `out`, stderr to `err`) within `timeout`, sampling the summed RSS of its
@@ -107,11 +114,25 @@ fn measure(cmd: &mut Command, timeout: Duration, out: &Path) -> Result<(Measured
         .spawn()
         .with_context(|| format!("starting {what}"))?;
     let mut peak = 0;
+    // Each process's CPU ticks as last seen (a process's last 20 ms before it exits are missed).
+    let mut ticks: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        peak = peak.max(procfs::tree_rss(child.id(), NOT_THE_TOOL));
+        let pids = procfs::tree_pids(child.id(), NOT_THE_TOOL);
+        peak = peak.max(
+            pids.iter()
+                .filter_map(|pid| procfs::memory(*pid).ok())
+                .map(|memory| memory.rss)
+                .sum(),
+        );
+        for pid in pids {
+            if let Ok(now) = procfs::cpu_ticks(pid) {
+                let seen = ticks.entry(pid).or_default();
+                *seen = (*seen).max(now);
+            }
+        }
         if start.elapsed() > timeout {
             child.kill().ok();
             child.wait().ok();
@@ -129,6 +150,9 @@ fn measure(cmd: &mut Command, timeout: Duration, out: &Path) -> Result<(Measured
         Measured {
             wall,
             peak_rss: peak,
+            cpu: Duration::from_secs_f64(
+                ticks.values().sum::<u64>() as f64 / procfs::clock_ticks(),
+            ),
         },
         stdout,
     ))
@@ -643,9 +667,13 @@ impl Archiver for Cloudkeep {
 #[derive(Debug, Clone, serde::Serialize)]
 struct BackupRow {
     tool: &'static str,
+    /// zstd level.
+    level: i32,
     processes: u32,
     wall_s: f64,
     mib_per_s: f64,
+    /// CPU seconds of the tool's processes (user + system).
+    cpu_s: f64,
     repo_bytes: u64,
     peak_rss_bytes: u64,
 }
@@ -811,6 +839,7 @@ fn pgbackrest_restore(
     Ok(Measured {
         wall,
         peak_rss: files.peak_rss,
+        cpu: files.cpu,
     })
 }
 
@@ -1078,29 +1107,32 @@ pub fn run(args: &Args) -> Result<()> {
     let mut restores = Vec::new();
 
     // pgBackRest: archiving, full backups, restores.
-    let mut pgbr = PgBackRest::setup(&args.pgbackrest_bin, &root, &pg, args.level)?;
+    let pgbr_level = args.pgbackrest_levels.first().copied().unwrap_or(3);
+    let mut pgbr = PgBackRest::setup(&args.pgbackrest_bin, &root, &pg, pgbr_level)?;
     let command = pgbr.archive_command.clone();
     pgbr.set_archive_command(&pg, &command)?;
     run_cmd(&mut pgbr.command(&["check"]))?;
-    for &processes in &args.processes {
-        eprintln!("pgBackRest: full backup, {processes} process(es)");
-        let (measured, _) = measure(
-            &mut pgbr.command(&[
-                "--type=full",
-                &format!("--process-max={processes}"),
-                "backup",
-            ]),
-            LONG,
-            &root.join("pgbr-backup.out"),
-        )?;
-        let size = procfs::disk_usage(&pgbr.newest_backup_dir()?)?.apparent;
-        backups.push(backup_row(
-            "pgBackRest 2.45",
-            processes,
-            measured,
-            data,
-            size,
-        ));
+    for &level in &args.pgbackrest_levels {
+        for &processes in &args.processes {
+            eprintln!("pgBackRest: full backup, zstd level {level}, {processes} process(es)");
+            let (measured, _) = measure(
+                &mut pgbr.command(&[
+                    "--type=full",
+                    &format!("--process-max={processes}"),
+                    &format!("--compress-level={level}"),
+                    "backup",
+                ]),
+                LONG,
+                &root.join("pgbr-backup.out"),
+            )?;
+            let size = procfs::disk_usage(&pgbr.newest_backup_dir()?)?.apparent;
+            backups.push(backup_row(
+                ("pgBackRest 2.45", level, processes),
+                measured,
+                data,
+                size,
+            ));
+        }
     }
     let markers = add_markers(&pg, "pgbackrest")?;
     wait_archived(&pgbr, &markers.last_segment, Duration::from_secs(300))?;
@@ -1151,8 +1183,7 @@ pub fn run(args: &Args) -> Result<()> {
             procfs::disk_usage(&ck.repo.join(PLATFORM).join(DATABASE).join("base").join(id))?;
         let manifest = std::fs::metadata(ck.manifests("base").join(format!("{id}.manifest.json")))?;
         backups.push(backup_row(
-            "Cloudkeep",
-            processes,
+            ("Cloudkeep", args.level, processes),
             measured,
             data,
             objects.apparent + manifest.len(),
@@ -1215,8 +1246,7 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 fn backup_row(
-    tool: &'static str,
-    processes: u32,
+    (tool, level, processes): (&'static str, i32, u32),
     measured: Measured,
     data: u64,
     repo_bytes: u64,
@@ -1224,9 +1254,11 @@ fn backup_row(
     let wall_s = measured.wall.as_secs_f64();
     BackupRow {
         tool,
+        level,
         processes,
         wall_s,
         mib_per_s: data as f64 / MIB / wall_s,
+        cpu_s: measured.cpu.as_secs_f64(),
         repo_bytes,
         peak_rss_bytes: measured.peak_rss,
     }
@@ -1251,16 +1283,17 @@ fn report(
 ) -> Result<()> {
     let (scale, noise_mib, burst_s, rpo_s) = args.effective();
     println!(
-        "\nfull backups of {:.0} MiB (pgbench scale {scale} + {noise_mib} MiB random text), zstd level {}",
+        "\nfull backups of {:.0} MiB (pgbench scale {scale} + {noise_mib} MiB random text)",
         data as f64 / MIB,
-        args.level
     );
     table::print(
         &[
             "tool",
+            "zstd level",
             "processes",
             "wall s",
             "MiB/s",
+            "CPU s",
             "repo MiB",
             "peak RSS MiB",
         ],
@@ -1269,9 +1302,11 @@ fn report(
             .map(|b| {
                 vec![
                     b.tool.to_owned(),
+                    b.level.to_string(),
                     b.processes.to_string(),
                     table::num(b.wall_s, 1),
                     table::num(b.mib_per_s, 1),
+                    table::num(b.cpu_s, 1),
                     table::num(b.repo_bytes as f64 / MIB, 1),
                     table::num(b.peak_rss_bytes as f64 / MIB, 1),
                 ]
@@ -1279,26 +1314,39 @@ fn report(
             .collect::<Vec<_>>(),
     );
     let mut ratios = Vec::new();
-    for &processes in &args.processes {
-        let find = |tool: &str| {
-            backups
-                .iter()
-                .find(|b| b.tool.starts_with(tool) && b.processes == processes)
-        };
-        if let (Some(ck), Some(br)) = (find("Cloudkeep"), find("pgBackRest")) {
-            ratios.push(vec![
-                processes.to_string(),
-                table::ratio(ck.mib_per_s, br.mib_per_s),
-                table::ratio(ck.repo_bytes as f64, br.repo_bytes as f64),
-                table::ratio(ck.peak_rss_bytes as f64, br.peak_rss_bytes as f64),
-            ]);
+    for &level in &args.pgbackrest_levels {
+        for &processes in &args.processes {
+            let find = |tool: &str, level: i32| {
+                backups.iter().find(|b| {
+                    b.tool.starts_with(tool) && b.processes == processes && b.level == level
+                })
+            };
+            if let (Some(ck), Some(br)) = (find("Cloudkeep", args.level), find("pgBackRest", level))
+            {
+                ratios.push(vec![
+                    level.to_string(),
+                    processes.to_string(),
+                    table::ratio(ck.mib_per_s, br.mib_per_s),
+                    table::ratio(ck.repo_bytes as f64, br.repo_bytes as f64),
+                    table::ratio(ck.cpu_s, br.cpu_s),
+                    table::ratio(ck.peak_rss_bytes as f64, br.peak_rss_bytes as f64),
+                ]);
+            }
         }
     }
     println!(
-        "\nCloudkeep vs pgBackRest (throughput: higher is better; size, RSS: lower is better)"
+        "\nCloudkeep (zstd level {}, encrypted) vs pgBackRest (throughput: higher is better; size, CPU, RSS: lower is better)",
+        args.level
     );
     table::print(
-        &["processes", "throughput", "repo size", "peak RSS"],
+        &[
+            "pgBackRest level",
+            "processes",
+            "throughput",
+            "repo size",
+            "CPU",
+            "peak RSS",
+        ],
         &ratios,
     );
 
@@ -1407,6 +1455,7 @@ fn report(
         "scale": scale,
         "noise_mib": noise_mib,
         "level": args.level,
+        "pgbackrest_levels": args.pgbackrest_levels,
         "backups": backups,
         "restores": restores,
         "wal": wal,

@@ -33,7 +33,7 @@ use super::stream::{StreamTarget, Streamer};
 const WAL_RETRY_MS: i64 = 5_000;
 /// How often the job checks PostgreSQL's archive settings.
 const CONFIGURE_EVERY_MS: i64 = 30_000;
-/// How often the job checks whether a full backup is due.
+/// How often the job checks whether a base backup is due.
 const BASE_CHECK_EVERY_MS: i64 = 60_000;
 /// After a failed full backup, the next attempt waits this long.
 const BASE_RETRY_MS: i64 = 300_000;
@@ -41,6 +41,30 @@ const BASE_RETRY_MS: i64 = 300_000;
 const FAILURE_REPEAT_MS: i64 = 300_000;
 /// Events kept while the server cannot be reached.
 const MAX_PENDING_EVENTS: usize = 10_000;
+
+/// When the newest backups of the database stopped (Unix ms), as the repository lists them.
+#[derive(Debug, Clone, Copy, Default)]
+struct NewestBackups {
+    full_ms: Option<i64>,
+    any_ms: Option<i64>,
+}
+
+impl NewestBackups {
+    /// Whether a backup is due at `now_ms`: `Some(false)` for a full one (none yet, or the newest
+    /// full is `full_every` old), `Some(true)` for an incremental one (the newest backup is
+    /// `incremental_every` old), `None` when none is.
+    fn due(self, now_ms: i64, job: &AgentBackupJob) -> Option<bool> {
+        let older_than = |at: Option<i64>, every: i64| at.is_none_or(|at| now_ms - at >= every);
+        if older_than(self.full_ms, job.full_every_ms) {
+            Some(false)
+        } else if job.incremental_every_ms > 0 && older_than(self.any_ms, job.incremental_every_ms)
+        {
+            Some(true)
+        } else {
+            None
+        }
+    }
+}
 
 /// What the job has done, for the agent's metrics.
 #[derive(Debug, Clone, Default)]
@@ -148,7 +172,7 @@ struct Job {
     archiving_on: bool,
     next_configure_ms: i64,
     next_base_check_ms: i64,
-    newest_base_ms: Option<Option<i64>>,
+    newest_base_ms: Option<NewestBackups>,
     base_task: Option<tokio::task::JoinHandle<BaseResult>>,
     heartbeat: Option<PgConnection>,
     next_heartbeat_ms: i64,
@@ -609,11 +633,19 @@ impl Job {
             Some(newest) => newest,
             None => match list_base_manifests(&ready.repository, &ready.layout).await {
                 Ok(manifests) => {
-                    let newest = manifests.last().map(|manifest| manifest.stopped_at_ms);
+                    let newest = NewestBackups {
+                        full_ms: manifests
+                            .iter()
+                            .rev()
+                            .find(|manifest| manifest.is_full())
+                            .map(|manifest| manifest.stopped_at_ms),
+                        any_ms: manifests.last().map(|manifest| manifest.stopped_at_ms),
+                    };
                     self.newest_base_ms = Some(newest);
-                    if let (Some(manifest), Ok(mut status)) =
-                        (manifests.last(), self.context.status.lock())
-                    {
+                    if let (Some(manifest), Ok(mut status)) = (
+                        manifests.iter().rev().find(|manifest| manifest.is_full()),
+                        self.context.status.lock(),
+                    ) {
                         status.last_full_stopped_ms = Some(manifest.stopped_at_ms);
                         status.last_full_duration_ms =
                             Some(manifest.stopped_at_ms - manifest.started_at_ms);
@@ -627,21 +659,22 @@ impl Job {
                 }
             },
         };
-        if newest.is_some_and(|at| now_ms - at < self.context.job.full_every_ms) {
+        let Some(incremental) = newest.due(now_ms, &self.context.job) else {
             return;
-        }
+        };
         let id = backup_id(now_ms);
         let job = self.context.job.clone();
         let clock = self.context.clock.clone();
         if let Ok(mut status) = self.context.status.lock() {
             status.full_running = true;
         }
-        tracing::info!(database = %job.database, id = %id, "full backup starting");
+        tracing::info!(database = %job.database, id = %id, incremental, "base backup starting");
         self.base_task = Some(tokio::spawn(async move {
             let settings = BaseBackupSettings {
                 parallel: usize::try_from(job.parallel.max(1)).unwrap_or(1),
                 split_bytes: job.split_bytes.max(1 << 20),
                 level: job.compression_level,
+                incremental,
             };
             let now = {
                 let clock = clock.clone();
@@ -658,7 +691,10 @@ impl Job {
                 &now,
             )
             .await
-            .map_err(|error| format!("full backup {id}: {error}"))?;
+            .map_err(|error| {
+                let kind = if incremental { "incremental" } else { "full" };
+                format!("{kind} backup {id}: {error}")
+            })?;
             let policy = RetentionPolicy {
                 keep_full: usize::try_from(job.keep_full.max(1)).unwrap_or(1),
                 pitr_window_ms: job.pitr_window_ms,
@@ -672,10 +708,20 @@ impl Job {
     }
 
     fn base_done(&mut self, manifest: BaseManifest, retention: Result<RetentionResult, String>) {
-        tracing::info!(database = %self.database(), id = %manifest.id, bytes = manifest.stored_bytes, "full backup done");
+        tracing::info!(database = %self.database(), id = %manifest.id, bytes = manifest.stored_bytes, parent = manifest.parent.as_deref().unwrap_or("-"), "base backup done");
         self.succeeded("base");
-        self.newest_base_ms = Some(Some(manifest.stopped_at_ms));
-        if let Ok(mut status) = self.context.status.lock() {
+        let previous = self.newest_base_ms.unwrap_or_default();
+        self.newest_base_ms = Some(NewestBackups {
+            full_ms: if manifest.is_full() {
+                Some(manifest.stopped_at_ms)
+            } else {
+                previous.full_ms
+            },
+            any_ms: Some(manifest.stopped_at_ms),
+        });
+        if manifest.is_full()
+            && let Ok(mut status) = self.context.status.lock()
+        {
             status.last_full_stopped_ms = Some(manifest.stopped_at_ms);
             status.last_full_duration_ms = Some(manifest.stopped_at_ms - manifest.started_at_ms);
             status.last_full_stored_bytes = Some(manifest.stored_bytes);
@@ -768,6 +814,38 @@ pub fn check_connection(url: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_backup_is_due_first_then_incremental_ones_between_fulls() {
+        let hour = 3_600_000;
+        let mut job: AgentBackupJob = serde_json::from_value(serde_json::json!({
+            "database": "db", "pgdata": "/pg", "connection": "postgres://x", "repository": {},
+            "recipients": [], "compression_level": 1, "parallel": 2, "split_bytes": 1 << 20,
+            "full_every_ms": 24 * hour, "archive_timeout_ms": 30_000, "keep_full": 2,
+            "pitr_window_ms": 0, "heartbeat_every_ms": 10_000, "incremental_every_ms": hour,
+        }))
+        .unwrap();
+        let now = 100 * hour;
+        let newest = |full_ms: Option<i64>, any_ms: Option<i64>| NewestBackups { full_ms, any_ms };
+        assert_eq!(newest(None, None).due(now, &job), Some(false));
+        assert_eq!(
+            newest(Some(now - 25 * hour), Some(now)).due(now, &job),
+            Some(false)
+        );
+        assert_eq!(
+            newest(Some(now - 2 * hour), Some(now - hour)).due(now, &job),
+            Some(true)
+        );
+        assert_eq!(
+            newest(Some(now - 2 * hour), Some(now - hour + 1)).due(now, &job),
+            None
+        );
+        job.incremental_every_ms = 0;
+        assert_eq!(
+            newest(Some(now - 2 * hour), Some(now - 2 * hour)).due(now, &job),
+            None
+        );
+    }
 
     #[test]
     fn a_private_directory_above_the_executable_is_named() {

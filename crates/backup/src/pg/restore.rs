@@ -36,8 +36,11 @@ pub enum RecoveryTarget {
 /// What a restore will use.
 #[derive(Debug, Clone)]
 pub struct RestorePlan {
-    /// The base backup.
+    /// The base backup recovery starts from.
     pub base: BaseManifest,
+    /// When `base` is incremental, the backups its files build on, the full backup first; their
+    /// files are restored in this order, then `base`'s over them.
+    pub parents: Vec<BaseManifest>,
     /// The WAL files to fetch, in replay order.
     pub wal: Vec<WalReceipt>,
     /// The target.
@@ -78,6 +81,8 @@ pub async fn plan_restore(
             format_ms(oldest.stopped_at_ms)
         ))
     })?;
+    let mut parents: Vec<BaseManifest> = base.chain(&bases)?.into_iter().cloned().collect();
+    parents.pop();
     let receipts = read_wal_receipts(repository, layout).await?;
     let by_segment: BTreeMap<u64, &WalReceipt> = receipts
         .iter()
@@ -151,7 +156,12 @@ pub async fn plan_restore(
             )));
         }
     }
-    Ok(RestorePlan { base, wal, target })
+    Ok(RestorePlan {
+        base,
+        parents,
+        wal,
+        target,
+    })
 }
 
 /// What [`restore_files`] wrote.
@@ -275,52 +285,11 @@ async fn write_everything(
     std::fs::create_dir_all(dir).map_err(PgBackupError::io(dir))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(PgBackupError::io(dir))?;
-    for directory in &base.directories {
-        let path = inside(dir, &directory.path)?;
-        std::fs::create_dir_all(&path).map_err(PgBackupError::io(&path))?;
-        std::fs::set_permissions(
-            &path,
-            std::fs::Permissions::from_mode(directory.mode & 0o777),
-        )
-        .map_err(PgBackupError::io(&path))?;
+    let mut previous: Option<&BaseManifest> = None;
+    for backup in plan.parents.iter().chain(std::iter::once(base)) {
+        write_backup_files(repository, identities, backup, previous, dir, parallel).await?;
+        previous = Some(backup);
     }
-    // Every file exists at its final length before the pieces arrive in any order.
-    let mut pieces_by_unit: Vec<Vec<(PathBuf, FilePiece)>> = vec![Vec::new(); base.units.len()];
-    for file in &base.files {
-        let path = inside(dir, &file.path)?;
-        let handle = std::fs::File::create(&path).map_err(PgBackupError::io(&path))?;
-        handle.set_len(file.len).map_err(PgBackupError::io(&path))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode & 0o777))
-            .map_err(PgBackupError::io(&path))?;
-        for piece in &file.pieces {
-            let slot =
-                pieces_by_unit
-                    .get_mut(piece.unit)
-                    .ok_or_else(|| PgBackupError::Manifest {
-                        name: base.id.clone(),
-                        message: format!(
-                            "{} names unit {} of {}",
-                            file.path,
-                            piece.unit,
-                            base.units.len()
-                        ),
-                    })?;
-            slot.push((path.clone(), piece.clone()));
-        }
-    }
-    let work = base.units.iter().zip(pieces_by_unit);
-    futures::stream::iter(work)
-        .map(|(unit, pieces)| async move {
-            // Streamed straight into the files: memory stays bounded whatever the unit's size.
-            let mut writer = UnitWriter::new(pieces);
-            repository
-                .restore_object(unit, identities, &mut writer)
-                .await?;
-            writer.finish(unit.plain_len)
-        })
-        .buffer_unordered(parallel.max(1))
-        .try_collect::<Vec<()>>()
-        .await?;
     let cache = dir.join(WAL_CACHE);
     std::fs::create_dir_all(&cache).map_err(PgBackupError::io(&cache))?;
     futures::stream::iter(&plan.wal)
@@ -358,6 +327,123 @@ async fn write_everything(
         .await?;
     write_recovery_files(dir, plan, settings)?;
     Ok((base.files.len(), base.plain_bytes))
+}
+
+/// Writes the files of one backup of the chain into `dir`, over those of `previous` (its parent).
+async fn write_backup_files(
+    repository: &Repository,
+    identities: &[Identity],
+    base: &BaseManifest,
+    previous: Option<&BaseManifest>,
+    dir: &Path,
+    parallel: usize,
+) -> Result<(), PgBackupError> {
+    if let Some(previous) = previous {
+        remove_dropped(dir, base, previous)?;
+    }
+    for directory in &base.directories {
+        let path = inside(dir, &directory.path)?;
+        std::fs::create_dir_all(&path).map_err(PgBackupError::io(&path))?;
+        std::fs::set_permissions(
+            &path,
+            std::fs::Permissions::from_mode(directory.mode & 0o777),
+        )
+        .map_err(PgBackupError::io(&path))?;
+    }
+    // Every file exists at its final length before the pieces arrive in any order.
+    let mut pieces_by_unit: Vec<Vec<(PathBuf, FilePiece)>> = vec![Vec::new(); base.units.len()];
+    for file in &base.files {
+        let path = inside(dir, &file.path)?;
+        let handle = if file.incremental {
+            // Only the changed pages follow: the rest is what the parent chain restored.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|error| {
+                    if error.kind() == std::io::ErrorKind::NotFound {
+                        PgBackupError::Manifest {
+                            name: base.id.clone(),
+                            message: format!(
+                                "{} holds only changed pages, but its parent backup {} restored no such file",
+                                file.path,
+                                base.parent.as_deref().unwrap_or("(none)")
+                            ),
+                        }
+                    } else {
+                        PgBackupError::io(&path)(error)
+                    }
+                })?
+        } else {
+            std::fs::File::create(&path).map_err(PgBackupError::io(&path))?
+        };
+        handle.set_len(file.len).map_err(PgBackupError::io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode & 0o777))
+            .map_err(PgBackupError::io(&path))?;
+        for piece in &file.pieces {
+            let slot =
+                pieces_by_unit
+                    .get_mut(piece.unit)
+                    .ok_or_else(|| PgBackupError::Manifest {
+                        name: base.id.clone(),
+                        message: format!(
+                            "{} names unit {} of {}",
+                            file.path,
+                            piece.unit,
+                            base.units.len()
+                        ),
+                    })?;
+            slot.push((path.clone(), piece.clone()));
+        }
+    }
+    let work = base.units.iter().zip(pieces_by_unit);
+    futures::stream::iter(work)
+        .map(|(unit, pieces)| async move {
+            // Streamed straight into the files: memory stays bounded whatever the unit's size.
+            let mut writer = UnitWriter::new(pieces);
+            repository
+                .restore_object(unit, identities, &mut writer)
+                .await?;
+            writer.finish(unit.plain_len)
+        })
+        .buffer_unordered(parallel.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Removes what `previous` (the backup restored before `base`: its parent) had and `base` does
+/// not: files and directories dropped in between.
+fn remove_dropped(
+    dir: &Path,
+    base: &BaseManifest,
+    previous: &BaseManifest,
+) -> Result<(), PgBackupError> {
+    let ignore_missing = |path: &Path, result: std::io::Result<()>| match result {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(PgBackupError::io(path)(error))
+        }
+        _ => Ok(()),
+    };
+    let files: std::collections::HashSet<&str> =
+        base.files.iter().map(|file| file.path.as_str()).collect();
+    for file in &previous.files {
+        if !files.contains(file.path.as_str()) {
+            let path = inside(dir, &file.path)?;
+            ignore_missing(&path, std::fs::remove_file(&path))?;
+        }
+    }
+    let directories: std::collections::HashSet<&str> = base
+        .directories
+        .iter()
+        .map(|directory| directory.path.as_str())
+        .collect();
+    for directory in previous.directories.iter().rev() {
+        if !directories.contains(directory.path.as_str()) {
+            let path = inside(dir, &directory.path)?;
+            ignore_missing(&path, std::fs::remove_dir_all(&path))?;
+        }
+    }
+    Ok(())
 }
 
 /// The object that now holds what streamed tail `receipt` held: the longest tail of its

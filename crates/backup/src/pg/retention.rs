@@ -1,7 +1,8 @@
 //! Retention: keep the newest N full backups and every backup and WAL file a restore to any
 //! point of the PITR window needs; expire the rest, manifest first so nothing half-deleted ever
 //! counts. Expiry never breaks a restorable chain: WAL is only removed before the start of the
-//! oldest kept backup, and nothing is removed while no backup is committed.
+//! oldest kept backup, nothing is removed while no backup is committed, and an incremental
+//! backup's parents are kept as long as it is.
 
 use super::{DatabaseLayout, PgBackupError, WalName, list_base_manifests, read_wal_receipts};
 use crate::Repository;
@@ -42,9 +43,36 @@ pub async fn apply_retention(
         .iter()
         .rposition(|base| base.stopped_at_ms <= window_start)
         .unwrap_or(0);
-    let first_kept = window_base.min(bases.len().saturating_sub(keep_newest));
+    // The N newest full backups (and what followed them) are kept.
+    let newest_fulls = bases
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, base)| base.is_full())
+        .map(|(index, _)| index)
+        .take(keep_newest)
+        .last()
+        .unwrap_or(0);
+    let first_kept = window_base.min(newest_fulls);
+    // Every kept backup keeps its parents, however old.
+    let mut kept: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for base in bases.iter().skip(first_kept) {
+        match base.chain(&bases) {
+            Ok(chain) => kept.extend(chain.iter().map(|member| member.id.as_str())),
+            // A broken chain cannot be restored anyway; what it has is kept for inspection.
+            Err(_) => {
+                kept.insert(base.id.as_str());
+            }
+        }
+    }
     let mut result = RetentionResult::default();
-    for base in bases.iter().take(first_kept) {
+    // Newest first, so that no listed backup ever lacks a parent.
+    for base in bases
+        .iter()
+        .take(first_kept)
+        .rev()
+        .filter(|base| !kept.contains(base.id.as_str()))
+    {
         repository
             .delete_manifest(&layout.base_manifest(&base.id)?)
             .await?;
@@ -56,6 +84,7 @@ pub async fn apply_retention(
         }
         result.base_ids.push(base.id.clone());
     }
+    result.base_ids.reverse();
     let Some(oldest_kept) = bases.get(first_kept) else {
         return Ok(result);
     };

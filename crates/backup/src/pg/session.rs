@@ -10,7 +10,8 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 use super::{
-    BaseBackupSettings, BaseManifest, DatabaseLayout, PgBackupError, StopInfo, upload_data_dir,
+    BaseBackupSettings, BaseManifest, DatabaseLayout, PAGE_SIZE, PgBackupError, StopInfo,
+    list_base_manifests, upload_data_dir,
 };
 use crate::{Recipient, Repository};
 
@@ -36,7 +37,8 @@ fn label_timeline(label: &str) -> Option<u32> {
         .and_then(|value| value.trim().parse().ok())
 }
 
-/// Takes and commits full base backup `id` of the cluster in `pgdata`, reached at `url`.
+/// Takes and commits base backup `id` of the cluster in `pgdata`, reached at `url`: full, or
+/// incremental when `settings.incremental` asks and an earlier backup can be its parent.
 #[allow(clippy::too_many_arguments)]
 pub async fn take_base_backup(
     repository: &Repository,
@@ -61,13 +63,46 @@ pub async fn take_base_backup(
     .fetch_one(&mut session)
     .await
     .map_err(sql_error("reading wal_segment_size"))?;
+    let (system_identifier, block_size): (String, i64) = sqlx::query_as(
+        "SELECT system_identifier::text, current_setting('block_size')::bigint \
+         FROM pg_control_system()",
+    )
+    .fetch_one(&mut session)
+    .await
+    .map_err(sql_error("reading the system identifier"))?;
+    let segment_size = u64::try_from(segment_size).unwrap_or(super::DEFAULT_SEGMENT_SIZE);
     let started_at_ms = now_ms();
     let start_lsn: String = sqlx::query_scalar("SELECT pg_backup_start($1, true)::text")
         .bind(format!("cloudkeep {id}"))
         .fetch_one(&mut session)
         .await
         .map_err(sql_error("pg_backup_start"))?;
-    let upload = upload_data_dir(repository, layout, id, pgdata, recipients, settings).await?;
+    // The parent of an incremental backup: the newest backup of this cluster on this timeline
+    // (read after the start, whose checkpoint has flushed every page changed before it).
+    let parent = if settings.incremental && u64::try_from(block_size).ok() == Some(PAGE_SIZE) {
+        let timeline: i32 = sqlx::query_scalar("SELECT timeline_id FROM pg_control_checkpoint()")
+            .fetch_one(&mut session)
+            .await
+            .map_err(sql_error("reading the timeline"))?;
+        let timeline = u32::try_from(timeline).unwrap_or(0);
+        list_base_manifests(repository, layout)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|base| base.can_parent(&system_identifier, &pg_version, timeline, segment_size))
+    } else {
+        None
+    };
+    let upload = upload_data_dir(
+        repository,
+        layout,
+        id,
+        pgdata,
+        recipients,
+        settings,
+        parent.as_ref(),
+    )
+    .await?;
     let (stop_lsn, backup_label, tablespace_map): (String, String, Option<String>) =
         sqlx::query_as("SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(true)")
             .fetch_one(&mut session)
@@ -80,10 +115,11 @@ pub async fn take_base_backup(
     let stop = StopInfo {
         id: id.to_owned(),
         pg_version,
-        segment_size: u64::try_from(segment_size).unwrap_or(super::DEFAULT_SEGMENT_SIZE),
+        segment_size,
         timeline,
         start_lsn,
         stop_lsn,
+        system_identifier,
         backup_label,
         tablespace_map: tablespace_map.unwrap_or_default(),
         started_at_ms,

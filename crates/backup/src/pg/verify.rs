@@ -1,6 +1,7 @@
 //! Verifying a database's backups without any key: every object of every committed base backup
 //! and every archived WAL file is read back and checked against its recorded length and blake3,
-//! and the WAL every base backup needs to reach consistency is checked to be there.
+//! and the WAL every base backup needs to reach consistency is checked to be there, as is the
+//! parent of every incremental backup.
 
 use std::collections::BTreeSet;
 
@@ -82,6 +83,13 @@ pub async fn verify_database(
         .map(|receipt| (receipt.timeline, receipt.segment))
         .collect();
     for base in &bases {
+        if let Err(error) = base.chain(&bases) {
+            report.problems.push(VerifyProblem {
+                what: format!("base backup {}", base.id),
+                object: layout.base_manifest(&base.id)?.to_string(),
+                message: error.to_string(),
+            });
+        }
         let (Some(start), Some(stop)) = (
             WalName::parse(&base.start_wal),
             WalName::parse(&base.stop_wal),

@@ -4,7 +4,8 @@
 //! Three stages run at once, joined by bounded channels:
 //! 1. this task reads the source in 1 MiB chunks;
 //! 2. a blocking thread hashes, compresses and encrypts (zstd and age are synchronous writers) and
-//!    cuts the stored bytes into 1 MiB chunks, hashing them too;
+//!    cuts the stored bytes into 1 MiB chunks, hashing them too; zstd itself compresses on a
+//!    worker thread of its own (see [`Encoding`]), so compressing overlaps the rest;
 //! 3. this task uploads them. An object below one part (8 MiB stored) is sent with a single
 //!    create-if-absent PUT; a larger one as a multipart upload of 8 MiB parts, at most two in
 //!    flight. Memory stays under about 40 MiB whatever the object's size.
@@ -27,8 +28,33 @@ use tokio::sync::mpsc;
 use super::{ObjectInfo, Repository};
 use crate::{ObjectKey, Recipient, RepoError};
 
-/// The zstd level used unless configured: low, because the agent shares the database's CPU.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// The zstd level used unless configured: low, because the agent shares the database's CPU. On
+/// PostgreSQL's pages level 1 is also no bigger than level 3 (see `docs/benchmarks.md`).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
+
+/// How an object's plaintext is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoding {
+    /// zstd level.
+    pub level: i32,
+    /// zstd worker threads. With 1 or more, compression runs on them while the encoder thread
+    /// hashes and encrypts what they produced (a pipeline over two cores for one object); with 0
+    /// the encoder thread compresses too. The output is one ordinary zstd frame either way.
+    pub threads: u32,
+}
+
+impl Encoding {
+    /// `level`, compressed on one worker thread beside the encoder.
+    pub const fn new(level: i32) -> Self {
+        Self { level, threads: 1 }
+    }
+}
+
+impl From<i32> for Encoding {
+    fn from(level: i32) -> Self {
+        Self::new(level)
+    }
+}
 
 /// Plaintext is read and handed over in chunks of this size.
 const PLAIN_CHUNK: usize = 1 << 20;
@@ -162,7 +188,7 @@ fn encode(
     mut input: mpsc::Receiver<PlainMessage>,
     output: mpsc::Sender<Bytes>,
     recipients: Vec<age::x25519::Recipient>,
-    level: i32,
+    Encoding { level, threads }: Encoding,
 ) -> Result<EncodeSummary, EncodeError> {
     let sink = StoredSink {
         sender: output,
@@ -178,6 +204,9 @@ fn encode(
         zstd::stream::write::Encoder::new(encrypted, level).map_err(EncodeError::Io)?;
     // zstd's own frame checksum lets `zstd -d` detect damage in a hand restore too.
     compressed.include_checksum(true).map_err(EncodeError::Io)?;
+    if threads > 0 {
+        compressed.multithread(threads).map_err(EncodeError::Io)?;
+    }
     let mut plain_hasher = blake3::Hasher::new();
     let mut plain_len: u64 = 0;
     loop {
@@ -204,7 +233,7 @@ fn encode(
 }
 
 impl Repository {
-    /// Stores `source` under `key`, compressed with zstd at `level` and encrypted to every one of
+    /// Stores `source` under `key`, compressed with zstd as `encoding` says and encrypted to every one of
     /// `recipients`, and returns what to record in the manifest. The object appears under its key
     /// only once completely written and its stored length checked; on any error nothing appears
     /// (a multipart upload is aborted). `key` must not exist yet: objects are never replaced.
@@ -217,8 +246,10 @@ impl Repository {
         key: &ObjectKey,
         mut source: R,
         recipients: &[Recipient],
-        level: i32,
+        encoding: impl Into<Encoding>,
     ) -> Result<ObjectInfo, RepoError> {
+        let encoding = encoding.into();
+        let level = encoding.level;
         if recipients.is_empty() {
             return Err(RepoError::Config {
                 field: "recipients".to_owned(),
@@ -243,7 +274,7 @@ impl Repository {
         let (plain_sender, plain_receiver) = mpsc::channel(PLAIN_QUEUE);
         let (stored_sender, stored_receiver) = mpsc::channel(STORED_QUEUE);
         let encoder = tokio::task::spawn_blocking(move || {
-            encode(plain_receiver, stored_sender, age_recipients, level)
+            encode(plain_receiver, stored_sender, age_recipients, encoding)
         });
         let (fed, received) = tokio::join!(
             feed_plaintext(&mut source, plain_sender),

@@ -308,6 +308,7 @@ async fn the_agent_backs_up_and_restore_recovers_to_a_time_between_two_markers()
             pgdata.to_str().unwrap(),
             "--connection",
             &site.pg.url(),
+            "--incremental",
             "-o",
             "json",
         ],
@@ -316,6 +317,13 @@ async fn the_agent_backs_up_and_restore_recovers_to_a_time_between_two_markers()
     let taken: serde_json::Value = serde_json::from_slice(&taken.stdout).unwrap();
     assert!(taken["stored_bytes"].as_u64().unwrap() > 0, "{taken}");
     assert!(taken["files"].as_u64().unwrap() > 100, "{taken}");
+    // Incremental over the agent's full backup: only changed pages, far less than the full.
+    let full = &database["bases"][0];
+    assert_eq!(taken["parent"], full["id"], "{taken} {full}");
+    assert!(
+        taken["stored_bytes"].as_u64().unwrap() * 3 < full["stored_bytes"].as_u64().unwrap(),
+        "{taken} {full}"
+    );
 
     let verify = cli(
         &site.server,

@@ -192,6 +192,25 @@ fn check_backup_settings(problems: &mut Vec<Problem>, path: &JsonPath, backup: &
             ),
         ));
     }
+    if let Some(every) = backup.incremental_every {
+        if every < BackupSpec::MIN_FULL_EVERY {
+            problems.push((
+                path.key("incremental_every"),
+                format!(
+                    "{every} is too short; use at least {}",
+                    BackupSpec::MIN_FULL_EVERY
+                ),
+            ));
+        } else if every >= backup.effective_full_every() {
+            problems.push((
+                path.key("incremental_every"),
+                format!(
+                    "{every} is not less than full_every ({}): no incremental backup would ever be taken",
+                    backup.effective_full_every()
+                ),
+            ));
+        }
+    }
     check_in_range(
         problems,
         path,

@@ -97,6 +97,7 @@ fn job(
         parallel: backup.effective_parallel(),
         split_bytes: backup.effective_split_size(),
         full_every_ms: ms(backup.effective_full_every()),
+        incremental_every_ms: backup.incremental_every.map_or(0, ms),
         archive_timeout_ms: ms(backup.effective_archive_timeout()),
         keep_full: backup.effective_keep_full(),
         pitr_window_ms: ms(backup.effective_pitr_window()),
@@ -116,7 +117,7 @@ mod tests {
                 "hosts": [{"name": "db1", "components": [
                     {"name": "web", "kind": "web"},
                     {"name": "db", "kind": "database", "backup": {"pgdata": "/pg"}},
-                    {"name": "ledger", "kind": "database", "backup": {"pgdata": "/pg2", "full_every": "6h",
+                    {"name": "ledger", "kind": "database", "backup": {"pgdata": "/pg2", "full_every": "6h", "incremental_every": "1h",
                      "connection": "postgres://backup@localhost/ledger", "parallel": 4, "split_size": 1048576}}
                 ]}]}"#,
         )
@@ -149,10 +150,11 @@ mod tests {
                 repository: serde_json::json!({"kind": "local", "path": "/srv/backups", "prefix": "isv/acme"}),
                 recipients: vec!["age1x".into()],
                 problem: None,
-                compression_level: 3,
+                compression_level: 1,
                 parallel: 2,
                 split_bytes: 64 << 20,
                 full_every_ms: 86_400_000,
+                incremental_every_ms: 0,
                 archive_timeout_ms: 30_000,
                 keep_full: 2,
                 pitr_window_ms: 7 * 86_400_000,
@@ -163,6 +165,7 @@ mod tests {
         assert_eq!(jobs[1].database, "ledger");
         assert_eq!(jobs[1].connection, "postgres://backup@localhost/ledger");
         assert_eq!(jobs[1].full_every_ms, 6 * 3_600_000);
+        assert_eq!(jobs[1].incremental_every_ms, 3_600_000);
         assert_eq!(jobs[1].parallel, 4);
         assert_eq!(jobs[1].split_bytes, 1 << 20);
     }
