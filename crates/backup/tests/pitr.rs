@@ -308,6 +308,34 @@ async fn a_corrupted_object_is_named_by_verify_and_stops_the_restore_before_post
     assert!(clean.problems.is_empty(), "{:?}", clean.problems);
     assert_eq!(clean.base_backups, 1);
     assert!(clean.wal_files >= 2);
+    assert!(clean.orphans.is_empty(), "{:?}", clean.orphans);
+    // An object of a backup that never committed (an agent killed mid-backup) is an orphan: it
+    // never counts and is not a problem, but verify shows it.
+    let cut_short = setup.layout.base_object("never-committed", 0).unwrap();
+    setup
+        .repository
+        .put_object(
+            &cut_short,
+            &b"half a backup"[..],
+            std::slice::from_ref(&setup.keys.recipient),
+            1,
+        )
+        .await
+        .unwrap();
+    let with_orphan = verify_database(&setup.repository, &setup.layout, 2)
+        .await
+        .unwrap();
+    assert!(
+        with_orphan.problems.is_empty(),
+        "{:?}",
+        with_orphan.problems
+    );
+    let orphans: Vec<&str> = with_orphan
+        .orphans
+        .iter()
+        .map(|orphan| orphan.key.as_str())
+        .collect();
+    assert_eq!(orphans, vec![cut_short.as_str()]);
 
     // Flip one byte in the middle of the largest stored object.
     let largest = base

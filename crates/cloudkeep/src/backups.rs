@@ -155,6 +155,10 @@ fn show_text(db: &DatabaseBackups, now: i64) -> String {
         .map(|base| {
             vec![
                 base.id.clone(),
+                // An incremental backup names the backup it goes over.
+                base.parent
+                    .as_ref()
+                    .map_or_else(|| "full".to_owned(), |parent| format!("over {parent}")),
                 output::utc_time(base.started_at_ms),
                 output::utc_time(base.stopped_at_ms),
                 output::duration(base.stopped_at_ms - base.started_at_ms),
@@ -169,6 +173,7 @@ fn show_text(db: &DatabaseBackups, now: i64) -> String {
     text.push_str(&table_or_none(
         &[
             "ID",
+            "KIND",
             "STARTED",
             "STOPPED",
             "TOOK",
@@ -401,19 +406,36 @@ mod tests {
             isv: "acme".into(),
             host: "db1".into(),
             database: "db".into(),
-            bases: vec![BaseBackupDone {
-                id: "20261122T090000Z-3fa2".into(),
-                started_at_ms: NOW - 3_600_000,
-                stopped_at_ms: NOW - 3_600_000 + 95_000,
-                start_lsn: "0/2000028".into(),
-                stop_lsn: "0/2000100".into(),
-                timeline: 1,
-                start_wal: "000000010000000000000002".into(),
-                stop_wal: "000000010000000000000002".into(),
-                files: 1500,
-                plain_bytes: 40 << 20,
-                stored_bytes: 9 << 20,
-            }],
+            bases: vec![
+                BaseBackupDone {
+                    id: "20261122T090000Z-3fa2".into(),
+                    started_at_ms: NOW - 3_600_000,
+                    stopped_at_ms: NOW - 3_600_000 + 95_000,
+                    start_lsn: "0/2000028".into(),
+                    stop_lsn: "0/2000100".into(),
+                    timeline: 1,
+                    start_wal: "000000010000000000000002".into(),
+                    stop_wal: "000000010000000000000002".into(),
+                    files: 1500,
+                    plain_bytes: 40 << 20,
+                    stored_bytes: 9 << 20,
+                    parent: None,
+                },
+                BaseBackupDone {
+                    id: "20261122T094500Z-77b1".into(),
+                    started_at_ms: NOW - 1_800_000,
+                    stopped_at_ms: NOW - 1_800_000 + 5_000,
+                    start_lsn: "0/4000028".into(),
+                    stop_lsn: "0/4000100".into(),
+                    timeline: 1,
+                    start_wal: "000000010000000000000004".into(),
+                    stop_wal: "000000010000000000000004".into(),
+                    files: 1500,
+                    plain_bytes: 40 << 20,
+                    stored_bytes: 1 << 20,
+                    parent: Some("20261122T090000Z-3fa2".into()),
+                },
+            ],
             wal_ranges: vec![range(1, 2, 3)],
             last_wal_archived_at_ms: Some(NOW - 60_000),
             last_failure: Some(BackupFailed {
@@ -426,8 +448,9 @@ mod tests {
             platform shop  isv acme  database db  host db1
 
             base backups
-            ID                     STARTED               STOPPED               TOOK   START LSN  STOP LSN   PLAIN     STORED   FILES
-            20261122T090000Z-3fa2  2026-11-22 09:15:00Z  2026-11-22 09:16:35Z  1m35s  0/2000028  0/2000100  40.0 MiB  9.0 MiB  1500
+            ID                     KIND                        STARTED               STOPPED               TOOK   START LSN  STOP LSN   PLAIN     STORED   FILES
+            20261122T090000Z-3fa2  full                        2026-11-22 09:15:00Z  2026-11-22 09:16:35Z  1m35s  0/2000028  0/2000100  40.0 MiB  9.0 MiB  1500
+            20261122T094500Z-77b1  over 20261122T090000Z-3fa2  2026-11-22 09:45:00Z  2026-11-22 09:45:05Z  5s     0/4000028  0/4000100  40.0 MiB  1.0 MiB  1500
 
             wal
             TIMELINE  FIRST                     LAST                      SEGMENTS  PLAIN     STORED   FIRST ARCHIVED        LAST ARCHIVED

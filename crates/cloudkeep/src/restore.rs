@@ -388,9 +388,21 @@ pub struct VerifyOutput {
     pub repository: String,
     pub base_backups: usize,
     pub wal_files: usize,
+    pub stream_tails: usize,
     pub objects: usize,
     pub stored_bytes: u64,
     pub problems: Vec<VerifyProblemOutput>,
+    /// Objects no manifest or receipt names: uploads cut short (or under way). They never
+    /// count as backups; they only take space.
+    pub orphans: Vec<OrphanOutput>,
+}
+
+/// An object no backup names.
+#[derive(Debug, Serialize)]
+pub struct OrphanOutput {
+    pub object: String,
+    pub stored_bytes: u64,
+    pub written_at_ms: i64,
 }
 
 /// One problem found.
@@ -420,6 +432,7 @@ pub async fn verify(
         repository: repository.root().to_owned(),
         base_backups: report.base_backups,
         wal_files: report.wal_files,
+        stream_tails: report.stream_tails,
         objects: report.objects,
         stored_bytes: report.stored_bytes,
         problems: report
@@ -431,17 +444,27 @@ pub async fn verify(
                 message: problem.message.clone(),
             })
             .collect(),
+        orphans: report
+            .orphans
+            .iter()
+            .map(|orphan| OrphanOutput {
+                object: orphan.key.to_string(),
+                stored_bytes: orphan.stored_len,
+                written_at_ms: orphan.last_modified_ms,
+            })
+            .collect(),
     };
     match remote.output {
         OutputFormat::Json => print(OutputFormat::Json, &output, &[], Vec::new())?,
         OutputFormat::Table => {
             println!(
-                "{}/{} in {}: {} base backups, {} WAL files, {} objects ({} stored bytes) read back",
+                "{}/{} in {}: {} base backups, {} WAL files, {} streamed WAL tails, {} objects ({} stored bytes) read back",
                 output.platform,
                 output.database,
                 output.repository,
                 output.base_backups,
                 output.wal_files,
+                output.stream_tails,
                 output.objects,
                 output.stored_bytes
             );
@@ -453,6 +476,20 @@ pub async fn verify(
             }
             if output.problems.is_empty() {
                 println!("  all objects intact, every backup's WAL present");
+            }
+            if !output.orphans.is_empty() {
+                println!(
+                    "  {} object(s), {} stored bytes, named by no backup (uploads cut short or under way; never counted):",
+                    output.orphans.len(),
+                    output
+                        .orphans
+                        .iter()
+                        .map(|orphan| orphan.stored_bytes)
+                        .sum::<u64>()
+                );
+                for orphan in &output.orphans {
+                    println!("    {}", orphan.object);
+                }
             }
         }
     }

@@ -97,7 +97,7 @@ pub struct WalArchived {
     pub upload_ms: i64,
 }
 
-/// One committed full base backup, as the agent reports it.
+/// One committed base backup, as the agent reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BaseBackupDone {
     /// The backup's id, e.g. `20261122T101500Z-3fa2`; its manifest is `<platform>/<database>/base/<id>`.
@@ -114,6 +114,10 @@ pub struct BaseBackupDone {
     pub files: u64,
     pub plain_bytes: u64,
     pub stored_bytes: u64,
+    /// An incremental backup's parent (the backup its changed pages go over); absent for a full
+    /// backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// What retention removed from the repository.

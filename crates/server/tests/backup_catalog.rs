@@ -91,6 +91,7 @@ fn base(id: &str, started_at_ms: i64) -> BackupEvent {
         files: 1500,
         plain_bytes: 40 << 20,
         stored_bytes: 9 << 20,
+        parent: None,
     })
 }
 

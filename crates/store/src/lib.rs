@@ -91,6 +91,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/0004_backup_catalog.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            5,
+            Cow::Borrowed("incremental_backups"),
+            MigrationType::Simple,
+            include_str!("../migrations/0005_incremental_backups.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 

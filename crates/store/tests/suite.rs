@@ -627,15 +627,20 @@ fn base_backup(platform: &str, database: &str, id: &str, started_at_ms: i64) -> 
         plain_bytes: 5_000_000_000,
         stored_bytes: 1_000_000_000,
         reported_at_ms: started_at_ms + 61_000,
+        parent: None,
     }
 }
 
 async fn backup_reports_are_idempotent_and_expire_rows(store: Store) {
     let db = backup_database("shop", "db", "db1", 1000);
+    let incremental = BaseBackupRecord {
+        parent: Some("20261121T101500Z-0001".into()),
+        ..base_backup("shop", "db", "20261122T101500Z-3fa2", 1000)
+    };
     let report = vec![
         BackupChange::Wal(wal_file("shop", "db", 3, 2000)),
         BackupChange::Wal(wal_file("shop", "db", 2, 1500)),
-        BackupChange::Base(base_backup("shop", "db", "20261122T101500Z-3fa2", 1000)),
+        BackupChange::Base(incremental.clone()),
         BackupChange::Base(base_backup("shop", "db", "20261121T101500Z-0001", 500)),
     ];
     let applied = store.apply_backup_report(&db, &report).await.unwrap();
@@ -692,10 +697,8 @@ async fn backup_reports_are_idempotent_and_expire_rows(store: Store) {
         ["20261121T101500Z-0001", "20261122T101500Z-3fa2"],
         "oldest first"
     );
-    assert_eq!(
-        bases[1],
-        base_backup("shop", "db", "20261122T101500Z-3fa2", 1000)
-    );
+    assert_eq!(bases[1], incremental, "the parent is kept");
+    assert_eq!(bases[0].parent, None);
     let wal = store
         .list_wal_files(Some("shop"), Some("db"))
         .await

@@ -47,15 +47,20 @@ const MAX_PENDING_EVENTS: usize = 10_000;
 struct NewestBackups {
     full_ms: Option<i64>,
     any_ms: Option<i64>,
+    /// The timeline of the newest backup.
+    timeline: Option<u32>,
 }
 
 impl NewestBackups {
-    /// Whether a backup is due at `now_ms`: `Some(false)` for a full one (none yet, or the newest
-    /// full is `full_every` old), `Some(true)` for an incremental one (the newest backup is
-    /// `incremental_every` old), `None` when none is.
-    fn due(self, now_ms: i64, job: &AgentBackupJob) -> Option<bool> {
+    /// Whether a backup is due at `now_ms` with the database on `timeline`: `Some(false)` for a
+    /// full one (none yet, the newest full is `full_every` old, or the database moved to another
+    /// timeline, after a failover, which no backup covers yet), `Some(true)` for an incremental
+    /// one (the newest backup is `incremental_every` old), `None` when none is.
+    fn due(self, now_ms: i64, timeline: Option<u32>, job: &AgentBackupJob) -> Option<bool> {
         let older_than = |at: Option<i64>, every: i64| at.is_none_or(|at| now_ms - at >= every);
-        if older_than(self.full_ms, job.full_every_ms) {
+        let new_timeline =
+            matches!((timeline, self.timeline), (Some(now), Some(then)) if now != then);
+        if new_timeline || older_than(self.full_ms, job.full_every_ms) {
             Some(false)
         } else if job.incremental_every_ms > 0 && older_than(self.any_ms, job.incremental_every_ms)
         {
@@ -173,6 +178,8 @@ struct Job {
     next_configure_ms: i64,
     next_base_check_ms: i64,
     newest_base_ms: Option<NewestBackups>,
+    /// The database's timeline, as its last checkpoint says (read with the archive settings).
+    timeline: Option<u32>,
     base_task: Option<tokio::task::JoinHandle<BaseResult>>,
     heartbeat: Option<PgConnection>,
     next_heartbeat_ms: i64,
@@ -206,6 +213,7 @@ pub async fn run_job(context: JobContext) {
         next_configure_ms: i64::MIN,
         next_base_check_ms: i64::MIN,
         newest_base_ms: None,
+        timeline: None,
         base_task: None,
         heartbeat: None,
         next_heartbeat_ms: i64::MIN,
@@ -528,6 +536,14 @@ impl Job {
         if let Ok(size) = setting("wal_segment_size").parse::<u64>() {
             self.segment_size = size;
         }
+        // A primary's timeline; a standby's does not count (it is not backed up from there).
+        let timeline: Option<i32> = sqlx::query_scalar(
+            "SELECT timeline_id FROM pg_control_checkpoint() WHERE NOT pg_is_in_recovery()",
+        )
+        .fetch_optional(&mut session)
+        .await
+        .map_err(|error| format!("reading the timeline: {error}"))?;
+        self.timeline = timeline.and_then(|timeline| u32::try_from(timeline).ok());
         if let Some(closed) = closed_to_others(&self.context.exe) {
             return Err(format!(
                 "PostgreSQL could not run archive_command: {} is closed to other users, so {} is \
@@ -640,6 +656,7 @@ impl Job {
                             .find(|manifest| manifest.is_full())
                             .map(|manifest| manifest.stopped_at_ms),
                         any_ms: manifests.last().map(|manifest| manifest.stopped_at_ms),
+                        timeline: manifests.last().map(|manifest| manifest.timeline),
                     };
                     self.newest_base_ms = Some(newest);
                     if let (Some(manifest), Ok(mut status)) = (
@@ -659,7 +676,7 @@ impl Job {
                 }
             },
         };
-        let Some(incremental) = newest.due(now_ms, &self.context.job) else {
+        let Some(incremental) = newest.due(now_ms, self.timeline, &self.context.job) else {
             return;
         };
         let id = backup_id(now_ms);
@@ -718,6 +735,7 @@ impl Job {
                 previous.full_ms
             },
             any_ms: Some(manifest.stopped_at_ms),
+            timeline: Some(manifest.timeline),
         });
         if manifest.is_full()
             && let Ok(mut status) = self.context.status.lock()
@@ -738,6 +756,7 @@ impl Job {
             files: manifest.files.len() as u64,
             plain_bytes: manifest.plain_bytes,
             stored_bytes: manifest.stored_bytes,
+            parent: manifest.parent.clone(),
         }));
         match retention {
             Ok(result) if result.base_ids.is_empty() && result.wal_names.is_empty() => {
@@ -816,7 +835,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_backup_is_due_first_then_incremental_ones_between_fulls() {
+    fn a_full_backup_is_due_first_after_a_failover_then_incremental_ones_between_fulls() {
         let hour = 3_600_000;
         let mut job: AgentBackupJob = serde_json::from_value(serde_json::json!({
             "database": "db", "pgdata": "/pg", "connection": "postgres://x", "repository": {},
@@ -826,25 +845,27 @@ mod tests {
         }))
         .unwrap();
         let now = 100 * hour;
-        let newest = |full_ms: Option<i64>, any_ms: Option<i64>| NewestBackups { full_ms, any_ms };
-        assert_eq!(newest(None, None).due(now, &job), Some(false));
-        assert_eq!(
-            newest(Some(now - 25 * hour), Some(now)).due(now, &job),
-            Some(false)
-        );
-        assert_eq!(
-            newest(Some(now - 2 * hour), Some(now - hour)).due(now, &job),
-            Some(true)
-        );
-        assert_eq!(
-            newest(Some(now - 2 * hour), Some(now - hour + 1)).due(now, &job),
-            None
-        );
+        let newest = |full_ms: Option<i64>, any_ms: Option<i64>| NewestBackups {
+            full_ms,
+            any_ms,
+            timeline: Some(1),
+        };
+        let on_1 = Some(1);
+        assert_eq!(newest(None, None).due(now, on_1, &job), Some(false));
+        let recent = newest(Some(now - 25 * hour), Some(now));
+        assert_eq!(recent.due(now, on_1, &job), Some(false));
+        let quiet = newest(Some(now - 2 * hour), Some(now - hour));
+        assert_eq!(quiet.due(now, on_1, &job), Some(true));
+        // After a failover to timeline 2 a full backup is due at once.
+        assert_eq!(quiet.due(now, Some(2), &job), Some(false));
+        // An unknown timeline (not read yet, or a standby) changes nothing.
+        assert_eq!(quiet.due(now, None, &job), Some(true));
+        let fresh = newest(Some(now - 2 * hour), Some(now - hour + 1));
+        assert_eq!(fresh.due(now, on_1, &job), None);
+        assert_eq!(fresh.due(now, Some(2), &job), Some(false));
         job.incremental_every_ms = 0;
-        assert_eq!(
-            newest(Some(now - 2 * hour), Some(now - 2 * hour)).due(now, &job),
-            None
-        );
+        let idle = newest(Some(now - 2 * hour), Some(now - 2 * hour));
+        assert_eq!(idle.due(now, on_1, &job), None);
     }
 
     #[test]

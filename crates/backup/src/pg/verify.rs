@@ -1,14 +1,19 @@
-//! Verifying a database's backups without any key: every object of every committed base backup
-//! and every archived WAL file is read back and checked against its recorded length and blake3,
+//! Verifying a database's backups without any key: every object of every committed base backup,
+//! every archived WAL file and every streamed WAL tail is read back and checked against its
+//! recorded length and blake3,
 //! and the WAL every base backup needs to reach consistency is checked to be there, as is the
-//! parent of every incremental backup.
+//! parent of every incremental backup. Objects no manifest or receipt names (an upload cut short,
+//! or one still under way) are listed as orphans: they never count, so they are not problems.
 
 use std::collections::BTreeSet;
 
 use futures::StreamExt;
 
-use super::{DatabaseLayout, PgBackupError, WalName, list_base_manifests, read_wal_receipts};
-use crate::{ObjectInfo, Repository};
+use super::{
+    DatabaseLayout, PgBackupError, WalName, list_base_manifests, read_stream_receipts,
+    read_wal_receipts,
+};
+use crate::{ListedObject, ObjectInfo, Repository};
 
 /// One thing wrong in the repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,12 +33,16 @@ pub struct VerifyReport {
     pub base_backups: usize,
     /// WAL files checked.
     pub wal_files: usize,
+    /// Streamed WAL tails checked.
+    pub stream_tails: usize,
     /// Objects read back.
     pub objects: usize,
     /// Stored bytes read back.
     pub stored_bytes: u64,
     /// Everything wrong; empty when the repository is sound.
     pub problems: Vec<VerifyProblem>,
+    /// Objects of the database no manifest or receipt names.
+    pub orphans: Vec<ListedObject>,
 }
 
 /// Checks every object of `layout`'s database in `repository` (at most `parallel` at once).
@@ -44,28 +53,56 @@ pub async fn verify_database(
 ) -> Result<VerifyReport, PgBackupError> {
     let bases = list_base_manifests(repository, layout).await?;
     let receipts = read_wal_receipts(repository, layout).await?;
+    let tails = read_stream_receipts(repository, layout).await?;
     let mut report = VerifyReport {
         base_backups: bases.len(),
         wal_files: receipts.len(),
+        stream_tails: tails.len(),
         ..VerifyReport::default()
     };
-    let mut checks: Vec<(String, &ObjectInfo)> = Vec::new();
+    // (what, object, whether the agent may delete it meanwhile: a superseded streamed tail)
+    let mut checks: Vec<(String, &ObjectInfo, bool)> = Vec::new();
     for base in &bases {
         for unit in &base.units {
-            checks.push((format!("base backup {}", base.id), unit));
+            checks.push((format!("base backup {}", base.id), unit, false));
         }
     }
     for receipt in &receipts {
-        checks.push((format!("WAL {}", receipt.name), &receipt.object));
+        checks.push((format!("WAL {}", receipt.name), &receipt.object, false));
+    }
+    for tail in &tails {
+        checks.push((
+            format!("streamed WAL tail {}", tail.tail_name()),
+            &tail.object,
+            true,
+        ));
+    }
+    let named: std::collections::HashSet<&str> = checks
+        .iter()
+        .map(|(_, info, _)| info.key.as_str())
+        .collect();
+    for folder in [
+        layout.base_folder(),
+        layout.wal_folder(),
+        layout.stream_folder(),
+    ] {
+        report.orphans.extend(
+            repository
+                .list_objects(&folder)
+                .await?
+                .into_iter()
+                .filter(|object| !named.contains(object.key.as_str())),
+        );
     }
     report.objects = checks.len();
-    report.stored_bytes = checks.iter().map(|(_, info)| info.stored_len).sum();
+    report.stored_bytes = checks.iter().map(|(_, info, _)| info.stored_len).sum();
     let failures: Vec<VerifyProblem> = futures::stream::iter(checks)
-        .map(|(what, info)| async move {
+        .map(|(what, info, may_vanish)| async move {
             repository
                 .verify_object(info)
                 .await
                 .err()
+                .filter(|error| !(may_vanish && matches!(error, crate::RepoError::NotFound { .. })))
                 .map(|error| VerifyProblem {
                     what,
                     object: info.key.to_string(),

@@ -138,6 +138,7 @@ async fn agents_report_backups_and_operators_read_the_catalog() {
                 files: 1234,
                 plain_bytes: 48 << 20,
                 stored_bytes: 11 << 20,
+                parent: None,
             }),
             BackupEvent::Failed(BackupFailed {
                 what: "wal".into(),

@@ -336,6 +336,11 @@ fn change(
             plain_bytes: count("plain_bytes", base.plain_bytes)?,
             stored_bytes: count("stored_bytes", base.stored_bytes)?,
             reported_at_ms: now_ms,
+            parent: base
+                .parent
+                .as_deref()
+                .map(|parent| name("parent", parent))
+                .transpose()?,
         }),
         BackupEvent::Expired(expired) => BackupChange::Expired {
             base_ids: expired.base_ids.clone(),
@@ -375,5 +380,6 @@ fn base_view(record: BaseBackupRecord) -> BaseBackupDone {
         files: to_u64(record.files),
         plain_bytes: to_u64(record.plain_bytes),
         stored_bytes: to_u64(record.stored_bytes),
+        parent: record.parent,
     }
 }

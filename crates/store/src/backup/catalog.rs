@@ -51,6 +51,8 @@ pub struct BaseBackupRecord {
     pub stored_bytes: i64,
     /// When the server received the report.
     pub reported_at_ms: i64,
+    /// An incremental backup's parent; `None` for a full one.
+    pub parent: Option<String>,
 }
 
 /// One archived WAL file (a segment, or a `.history` / `.backup` file with segment 0).
@@ -100,7 +102,7 @@ pub struct BackupReportApplied {
 }
 
 const DATABASE_COLUMNS: &str = "platform, database_name, host, isv, first_reported_at_ms, last_reported_at_ms, failure_what, failure_message, failure_at_ms";
-const BASE_COLUMNS: &str = "platform, database_name, id, host, isv, started_at_ms, stopped_at_ms, start_lsn, stop_lsn, timeline, start_wal, stop_wal, files, plain_bytes, stored_bytes, reported_at_ms";
+const BASE_COLUMNS: &str = "platform, database_name, id, host, isv, started_at_ms, stopped_at_ms, start_lsn, stop_lsn, timeline, start_wal, stop_wal, files, plain_bytes, stored_bytes, reported_at_ms, parent";
 const WAL_COLUMNS: &str = "platform, database_name, name, timeline, segment, plain_bytes, stored_bytes, archived_at_ms, upload_ms, reported_at_ms";
 
 impl BackupDatabaseRecord {
@@ -147,6 +149,7 @@ impl BaseBackupRecord {
             plain_bytes: row.try_get(13)?,
             stored_bytes: row.try_get(14)?,
             reported_at_ms: row.try_get(15)?,
+            parent: row.try_get(16)?,
         })
     }
 }
@@ -353,7 +356,7 @@ async fn insert_base_backup(
 ) -> Result<u64, StoreError> {
     let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO base_backups ({BASE_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
          ON CONFLICT (platform, database_name, id) DO NOTHING"
     )))
     .bind(&base.platform)
@@ -372,6 +375,7 @@ async fn insert_base_backup(
     .bind(base.plain_bytes)
     .bind(base.stored_bytes)
     .bind(base.reported_at_ms)
+    .bind(base.parent.as_deref())
     .execute(&mut **tx)
     .await?;
     Ok(inserted.rows_affected())
