@@ -1,6 +1,8 @@
-//! The agent's backups: one job per database its host backs up (see `backup/job.rs`), the local
-//! socket `cloudkeep wal-push` reaches them through (`backup/socket.rs`), and their metrics.
+//! The agent's backups: one job per database its host backs up (see `backup/job.rs`), its
+//! scheduled restore drills (`backup/drill.rs`), the local socket `cloudkeep wal-push` reaches
+//! them through (`backup/socket.rs`), and their metrics.
 
+pub mod drill;
 pub mod job;
 pub mod socket;
 pub mod stream;
@@ -97,6 +99,11 @@ impl BackupManager {
                         .unwrap_or_else(|| Path::new("."))
                         .join("stream")
                         .join(&job.database),
+                    state_dir: self
+                        .socket_path
+                        .parent()
+                        .unwrap_or_else(|| Path::new("."))
+                        .to_owned(),
                     requests,
                     stop: stopped,
                 };

@@ -295,7 +295,10 @@ pub async fn dr_drill(args: &crate::cli::DrillArgs) -> anyhow::Result<()> {
     if args.source.repository.is_none() {
         match context::client(&args.remote) {
             Ok(client) => {
-                if let Err(error) = client.record_drill(&drill_record(&report)).await {
+                if let Err(error) = client
+                    .record_drill(&cloudkeep_agent::backup::drill::drill_record(&report))
+                    .await
+                {
                     eprintln!("warning: the drill could not be recorded on the server: {error}");
                 }
             }
@@ -318,23 +321,6 @@ pub async fn dr_drill(args: &crate::cli::DrillArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The drill as the server records it.
-pub fn drill_record(
-    report: &cloudkeep_backup::pg::DrillReport,
-) -> cloudkeep_protocol::backup::DrillRecord {
-    cloudkeep_protocol::backup::DrillRecord {
-        platform: report.platform.clone(),
-        database: report.database.clone(),
-        started_at_ms: report.started_at_ms,
-        base_backup: report.base_backup.clone(),
-        rpo_ms: report.rpo_ms,
-        rto_ms: report.rto_ms,
-        ok: report.ok,
-        error: report.error.clone(),
-        report: serde_json::to_value(report).unwrap_or_default(),
-    }
 }
 
 fn seconds(ms: Option<i64>) -> String {

@@ -368,7 +368,7 @@ fn backup_sections() {
         &host(
             r#"{"name": "db", "kind": "database", "backup": {"pgdata": "/pg", "connection": "postgresql://backup@db/postgres",
                 "full_every": "2m", "incremental_every": "1m", "keep_full": 1, "pitr_window": "0s", "archive_timeout": "1h", "compression_level": 19,
-                "parallel": 32, "split_size": 1048576, "heartbeat_every": "1s", "drill": {"every": "1m", "check_sql": "SELECT 1"}}}"#,
+                "parallel": 32, "split_size": 1048576, "heartbeat_every": "1s", "drill": {"every": "1m", "check_sql": "SELECT 1", "key_file": "/etc/cloudkeep/drill.key"}}}"#,
         ),
         expect!["ok\n"],
     );
@@ -377,7 +377,7 @@ fn backup_sections() {
             r#"{"name": "web", "kind": "web", "backup": {"pgdata": "pg"}},
                {"name": "db", "kind": "database", "backup": {"pgdata": "/pg", "connection": "mysql://root:hunter2@db/x",
                 "full_every": "59s", "keep_full": 0, "archive_timeout": "2h", "compression_level": 0,
-                "parallel": 33, "split_size": 1048575, "heartbeat_every": "0s", "drill": {"every": "10s", "check_sql": " "}}}"#,
+                "parallel": 33, "split_size": 1048575, "heartbeat_every": "0s", "drill": {"every": "10s", "check_sql": " ", "key_file": "drill.key"}}}"#,
         ),
         expect![[r#"
             inline.json:1:156: hosts[0].components[0].backup: `backup` is only allowed on components of kind "database"; "web" is of kind "web"
@@ -392,6 +392,7 @@ fn backup_sections() {
             inline.json:4:75: hosts[0].components[1].backup.heartbeat_every: must be greater than zero
             inline.json:4:100: hosts[0].components[1].backup.drill.every: 10s is too short; use at least 1m
             inline.json:4:120: hosts[0].components[1].backup.drill.check_sql: is empty; give a query returning one row whose first column is true when healthy, or leave it out
+            inline.json:4:137: hosts[0].components[1].backup.drill.key_file: "drill.key" is not an absolute path; give the private key file's path on the database host
         "#]],
     );
     check_inline(

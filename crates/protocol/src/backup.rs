@@ -78,6 +78,21 @@ pub struct AgentBackupJob {
     /// and upload the segment being written every second: an RPO of seconds.
     #[serde(default)]
     pub streaming: bool,
+    /// A restore drill the agent runs itself on schedule (the spec's `drill` with a `key_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<AgentDrill>,
+}
+
+/// A scheduled restore drill, as the agent runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentDrill {
+    /// How often it runs.
+    pub every_ms: i64,
+    /// The age private key file on the host the drill decrypts with.
+    pub key_file: String,
+    /// The spec's check query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_sql: Option<String>,
 }
 
 /// One archived WAL file, as the agent reports it.

@@ -1,6 +1,7 @@
 //! The backup catalog through the service functions, on a temp SQLite store: agents' jobs, their
 //! reports (only for their own host's databases), the catalog with WAL runs, the `backup_failed`
-//! event, and repository access for admins only, audited.
+//! event, repository access for admins only, audited, and drills recorded by the database's own
+//! agent.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use cloudkeep_backup::RepoLocation;
 use cloudkeep_protocol::alerting::EventQuery;
 use cloudkeep_protocol::backup::{
     BackupEvent, BackupFailed, BackupKeyCreate, BackupReport, BackupsExpired, BaseBackupDone,
-    WalArchived,
+    DrillRecord, WalArchived,
 };
 use cloudkeep_server::backup_config::BackupConfig;
 use cloudkeep_server::{ErrorKind, Principal, Role, Server, ServerConfig};
@@ -416,4 +417,57 @@ async fn only_admins_read_the_repository_and_every_attempt_is_audited() {
             .iter()
             .any(|entry| entry.action == "backups.list" && entry.actor == "user:olivia")
     );
+}
+
+fn drill(database: &str) -> DrillRecord {
+    DrillRecord {
+        platform: "shop".into(),
+        database: database.into(),
+        started_at_ms: NOW_MS - 30_000,
+        base_backup: Some("20261122T101500Z-3fa2".into()),
+        rpo_ms: Some(4_000),
+        rto_ms: Some(25_000),
+        ok: true,
+        error: None,
+        report: serde_json::json!({}),
+    }
+}
+
+#[tokio::test]
+async fn the_databases_own_agent_records_its_scheduled_drills_and_no_other_agent() {
+    let fixture = fixture(true).await;
+    let server = &fixture.server;
+    server
+        .record_drill(&agent("db1"), &drill("db"))
+        .await
+        .unwrap();
+    let events = server
+        .events(
+            &fixture.admin,
+            &EventQuery {
+                kind: Some("dr_drill".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.events.len(), 1, "{events:?}");
+    assert_eq!(events.events[0].actor.as_deref(), Some("agent:agent-db1"));
+    assert!(events.events[0].message.contains("passed"), "{events:?}");
+    // Another host's agent, and another platform's, are refused.
+    let err = server
+        .record_drill(&agent("app1"), &drill("db"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Forbidden);
+    let foreign = Principal::Agent {
+        id: "agent-x".into(),
+        host: "db1".into(),
+        platform: "other".into(),
+    };
+    let err = server
+        .record_drill(&foreign, &drill("db"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Forbidden);
 }

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloudkeep_backup::pg::{
-    BaseBackupSettings, BaseManifest, DEFAULT_SEGMENT_SIZE, DatabaseLayout, RetentionPolicy,
-    RetentionResult, apply_retention, archive_wal_file, connect, list_base_manifests,
-    take_base_backup,
+    BaseBackupSettings, BaseManifest, DEFAULT_SEGMENT_SIZE, DatabaseLayout, DrillReport,
+    RetentionPolicy, RetentionResult, apply_retention, archive_wal_file, connect,
+    list_base_manifests, take_base_backup,
 };
 use cloudkeep_backup::{Recipient, RepoLocation, Repository};
 use cloudkeep_client::Client;
@@ -116,6 +116,8 @@ pub struct JobContext {
     pub exe: PathBuf,
     /// Where `pg_receivewal` writes in streaming mode.
     pub spool_dir: PathBuf,
+    /// The agent's state directory (where the last scheduled drill's time is kept).
+    pub state_dir: PathBuf,
     /// `wal-push` requests for this data directory.
     pub requests: mpsc::Receiver<WalRequest>,
     /// Becomes true when the job must stop.
@@ -123,10 +125,10 @@ pub struct JobContext {
 }
 
 /// The parts of a job that only exist once its configuration is usable.
-struct Ready {
-    repository: Repository,
+pub(crate) struct Ready {
+    pub(crate) repository: Repository,
     recipients: Vec<Recipient>,
-    layout: DatabaseLayout,
+    pub(crate) layout: DatabaseLayout,
 }
 
 fn prepare(platform: &str, job: &AgentBackupJob) -> Result<Ready, String> {
@@ -181,6 +183,10 @@ struct Job {
     /// The database's timeline, as its last checkpoint says (read with the archive settings).
     timeline: Option<u32>,
     base_task: Option<tokio::task::JoinHandle<BaseResult>>,
+    /// The scheduled drill running now.
+    drill_task: Option<tokio::task::JoinHandle<Result<DrillReport, String>>>,
+    /// When the next scheduled drill is due (Unix ms); read from the state file first.
+    next_drill_ms: Option<i64>,
     heartbeat: Option<PgConnection>,
     next_heartbeat_ms: i64,
     events: Vec<BackupEvent>,
@@ -215,6 +221,8 @@ pub async fn run_job(context: JobContext) {
         newest_base_ms: None,
         timeline: None,
         base_task: None,
+        drill_task: None,
+        next_drill_ms: None,
         heartbeat: None,
         next_heartbeat_ms: i64::MIN,
         events: Vec::new(),
@@ -473,7 +481,77 @@ impl Job {
             self.stream(now_ms).await;
         }
         self.base_backups(now_ms).await;
+        self.drills(now_ms).await;
         self.flush().await;
+    }
+
+    /// Scheduled restore drills (the spec's `drill` with a `key_file`): one runs once a backup
+    /// exists and the last one is `every` old; its result is recorded on the server.
+    async fn drills(&mut self, now_ms: i64) {
+        let Some(drill) = self.context.job.drill.clone() else {
+            return;
+        };
+        let last_file =
+            super::drill::last_drill_file(&self.context.state_dir, &self.context.job.database);
+        if let Some(task) = self.drill_task.take_if(|task| task.is_finished()) {
+            let outcome = match task.await {
+                Ok(outcome) => outcome,
+                Err(join) => Err(format!("the drill task failed: {join}")),
+            };
+            match outcome {
+                Ok(report) => {
+                    tracing::info!(database = %self.database(), ok = report.ok, rpo_ms = ?report.rpo_ms, rto_ms = ?report.rto_ms, "scheduled drill done");
+                    if let Err(error) = self
+                        .context
+                        .client
+                        .record_drill(&super::drill::drill_record(&report))
+                        .await
+                    {
+                        tracing::warn!(error = %error, "the drill could not be recorded on the server");
+                    }
+                    match (&report.error, report.ok) {
+                        (_, true) => self.succeeded("drill"),
+                        (Some(error), false) => self.fail("drill", error.clone()),
+                        (None, false) => self.fail("drill", "the drill's check failed".to_owned()),
+                    }
+                }
+                Err(message) => self.fail("drill", message),
+            }
+        }
+        if self.drill_task.is_some() || self.ready.is_none() {
+            return;
+        }
+        let next = *self.next_drill_ms.get_or_insert_with(|| {
+            super::drill::read_last_drill(&last_file).map_or(i64::MIN, |last| last + drill.every_ms)
+        });
+        // Nothing to drill before the first backup.
+        let backed_up = self
+            .newest_base_ms
+            .is_some_and(|newest| newest.any_ms.is_some());
+        if now_ms < next || !backed_up || self.base_task.is_some() {
+            return;
+        }
+        self.next_drill_ms = Some(now_ms + drill.every_ms.max(60_000));
+        if let Err(error) = super::drill::write_last_drill(&last_file, now_ms) {
+            self.fail(
+                "drill",
+                format!("noting the drill in {}: {error}", last_file.display()),
+            );
+            return;
+        }
+        let Some(ready) = self.ready.clone() else {
+            return;
+        };
+        let job = self.context.job.clone();
+        tracing::info!(database = %job.database, "scheduled drill starting");
+        // The restore's futures borrow across awaits in ways the compiler cannot prove `Send`
+        // for every lifetime, so the drill runs on a blocking thread of its own, driven there.
+        let runtime = tokio::runtime::Handle::current();
+        self.drill_task = Some(tokio::task::spawn_blocking(move || {
+            runtime.block_on(super::drill::run_scheduled_drill(
+                &job, &drill, &ready, now_ms,
+            ))
+        }));
     }
 
     /// Streaming mode: keeps `pg_receivewal` running and uploads the growing segment's tail.

@@ -24,7 +24,11 @@ fn shared_dir() -> tempfile::TempDir {
     dir
 }
 
-fn spec(pgdata: &Path, url: &str, streaming: bool) -> String {
+/// The e2e platform's spec; with `drill_key` the agent also runs scheduled drills with that key.
+fn spec(pgdata: &Path, url: &str, streaming: bool, drill_key: Option<&Path>) -> String {
+    let drill = drill_key.map(|key| {
+        serde_json::json!({"every": "1h", "key_file": key, "check_sql": "SELECT count(*) >= 0 FROM markers"})
+    });
     serde_json::json!({
         "version": 1,
         "platform": PLATFORM,
@@ -44,6 +48,7 @@ fn spec(pgdata: &Path, url: &str, streaming: bool) -> String {
                     "heartbeat_every": "1s",
                     "parallel": 2,
                     "streaming": streaming,
+                    "drill": drill,
                 }
             }]
         }]
@@ -91,10 +96,12 @@ struct Site {
 /// A server whose default repository is `repository_toml`, a PostgreSQL with archive_mode on, an
 /// ISV key, the spec, and an enrolled agent.
 async fn site(repository_toml: &str) -> Option<Site> {
-    site_with(repository_toml, false).await
+    site_with(repository_toml, false, false).await
 }
 
-async fn site_with(repository_toml: &str, streaming: bool) -> Option<Site> {
+/// A server, PostgreSQL and an enrolled agent backing it up (streaming WAL, and running
+/// scheduled drills, when asked).
+async fn site_with(repository_toml: &str, streaming: bool, drills: bool) -> Option<Site> {
     let pg = TestPostgres::start_with(&[("archive_mode", "on")])?;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("server.toml");
@@ -120,7 +127,15 @@ async fn site_with(repository_toml: &str, streaming: bool) -> Option<Site> {
     assert!(created.status.success(), "{}", text(&created));
     let admin = server.admin_client();
     admin
-        .apply_spec("acme-prod.json", spec(&pg.data_dir(), &pg.url(), streaming))
+        .apply_spec(
+            "acme-prod.json",
+            spec(
+                &pg.data_dir(),
+                &pg.url(),
+                streaming,
+                drills.then_some(key_file.as_path()),
+            ),
+        )
         .await
         .unwrap();
     let token = admin
@@ -257,10 +272,14 @@ impl Site {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_backs_up_and_restore_recovers_to_a_time_between_two_markers() {
     let repo = tempfile::tempdir().unwrap();
-    let Some(mut site) = site(&format!(
-        "[backup.repository]\nkind = \"local\"\npath = \"{}\"\n",
-        repo.path().display()
-    ))
+    let Some(mut site) = site_with(
+        &format!(
+            "[backup.repository]\nkind = \"local\"\npath = \"{}\"\n",
+            repo.path().display()
+        ),
+        false,
+        true,
+    )
     .await
     else {
         return;
@@ -395,6 +414,38 @@ async fn the_agent_backs_up_and_restore_recovers_to_a_time_between_two_markers()
         events.events.iter().any(|event| event.kind == "dr_drill"),
         "the drill is recorded as an event"
     );
+    // The agent ran its scheduled drill (due once the first backup existed) and recorded it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let scheduled = loop {
+        let events = site
+            .server
+            .admin_client()
+            .events(&cloudkeep_protocol::alerting::EventQuery {
+                kind: Some("dr_drill".into()),
+                platform: Some(PLATFORM.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if let Some(event) = events.events.into_iter().find(|event| {
+            event
+                .actor
+                .as_deref()
+                .is_some_and(|actor| actor.starts_with("agent:"))
+        }) {
+            break event;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled drill recorded within 2 min"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(scheduled.message.contains("passed"), "{scheduled:?}");
+    assert!(
+        site.agent_state.join("drill-db.last").is_file(),
+        "the drill's time is kept for restarts"
+    );
     site.agent.take().unwrap().terminate();
 }
 
@@ -468,6 +519,7 @@ async fn streaming_restores_a_commit_that_no_archived_segment_holds() {
             repo.path().display()
         ),
         true,
+        false,
     )
     .await
     else {

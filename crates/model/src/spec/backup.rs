@@ -58,6 +58,9 @@ pub struct BackupSpec {
 pub struct DrillSpec {
     /// How often the drill runs, e.g. `7d`; at least `1m`.
     pub every: Duration,
+    /// An age private key file on the database host (an absolute path, readable by the agent only): with it the host's agent runs the drill itself every `every` and records the result; without it drills are run by hand with `cloudkeep dr-drill`. Make it a key of its own (`cloudkeep keys create --isv I --out drill.key` adds a recipient), so the custodian's key stays offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
     /// A query run on the restored database; it must return one row whose first column is true or non-zero when the restore is healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_sql: Option<String>,

@@ -267,6 +267,16 @@ fn check_backup_settings(problems: &mut Vec<Problem>, path: &JsonPath, backup: &
                 ),
             ));
         }
+        if let Some(key_file) = &drill.key_file
+            && !key_file.starts_with('/')
+        {
+            problems.push((
+                drill_path.key("key_file"),
+                format!(
+                    "{key_file:?} is not an absolute path; give the private key file's path on the database host"
+                ),
+            ));
+        }
         if drill
             .check_sql
             .as_deref()

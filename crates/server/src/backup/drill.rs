@@ -15,7 +15,8 @@ fn seconds(ms: Option<i64>) -> String {
 }
 
 impl Server {
-    /// Records a drill run by an operator (`cloudkeep dr-drill`); audited.
+    /// Records a drill run by an operator (`cloudkeep dr-drill`) or scheduled on the database's
+    /// own host by its agent; audited.
     pub async fn record_drill(
         &self,
         caller: &Principal,
@@ -37,7 +38,16 @@ impl Server {
         caller: &Principal,
         record: &DrillRecord,
     ) -> Result<(), ServiceError> {
-        caller.require(Permission::OperateAlerts)?;
+        if let Principal::Agent { platform, .. } = caller {
+            caller.require(Permission::AgentReport)?;
+            if *platform != record.platform {
+                return Err(ServiceError::forbidden(
+                    "an agent records drills of its own platform only",
+                ));
+            }
+        } else {
+            caller.require(Permission::OperateAlerts)?;
+        }
         let Some(platform) = self.store().get_platform(&record.platform).await? else {
             return Err(ServiceError::not_found(format!(
                 "no platform {:?}",
@@ -55,6 +65,15 @@ impl Server {
                 record.platform, record.database
             )));
         };
+        if let Principal::Agent {
+            host: agent_host, ..
+        } = caller
+            && agent_host.as_str() != host.name.as_str()
+        {
+            return Err(ServiceError::forbidden(
+                "an agent records drills of the databases on its own host only",
+            ));
+        }
         let message: String = format!(
             "DR drill of {}/{} {}: measured RPO {}, RTO {}{}",
             record.platform,

@@ -4,7 +4,7 @@
 
 use cloudkeep_backup::RepoLocation;
 use cloudkeep_model::{BackupSpec, HostSpec, PlatformSpec};
-use cloudkeep_protocol::backup::AgentBackupJob;
+use cloudkeep_protocol::backup::{AgentBackupJob, AgentDrill};
 
 use crate::{Server, ServiceError};
 
@@ -103,6 +103,13 @@ fn job(
         pitr_window_ms: ms(backup.effective_pitr_window()),
         heartbeat_every_ms: ms(backup.effective_heartbeat_every()),
         streaming: backup.streaming.unwrap_or(false),
+        drill: backup.drill.as_ref().and_then(|drill| {
+            Some(AgentDrill {
+                every_ms: ms(drill.every),
+                key_file: drill.key_file.clone()?,
+                check_sql: drill.check_sql.clone(),
+            })
+        }),
     }
 }
 
@@ -117,7 +124,7 @@ mod tests {
                 "hosts": [{"name": "db1", "components": [
                     {"name": "web", "kind": "web"},
                     {"name": "db", "kind": "database", "backup": {"pgdata": "/pg"}},
-                    {"name": "ledger", "kind": "database", "backup": {"pgdata": "/pg2", "full_every": "6h", "incremental_every": "1h",
+                    {"name": "ledger", "kind": "database", "backup": {"pgdata": "/pg2", "full_every": "6h", "incremental_every": "1h", "drill": {"every": "7d", "key_file": "/etc/cloudkeep/drill.key"},
                      "connection": "postgres://backup@localhost/ledger", "parallel": 4, "split_size": 1048576}}
                 ]}]}"#,
         )
@@ -160,12 +167,16 @@ mod tests {
                 pitr_window_ms: 7 * 86_400_000,
                 heartbeat_every_ms: 10_000,
                 streaming: false,
+                drill: None,
             }
         );
         assert_eq!(jobs[1].database, "ledger");
         assert_eq!(jobs[1].connection, "postgres://backup@localhost/ledger");
         assert_eq!(jobs[1].full_every_ms, 6 * 3_600_000);
         assert_eq!(jobs[1].incremental_every_ms, 3_600_000);
+        let drill = jobs[1].drill.as_ref().unwrap();
+        assert_eq!(drill.every_ms, 7 * 86_400_000);
+        assert_eq!(drill.key_file, "/etc/cloudkeep/drill.key");
         assert_eq!(jobs[1].parallel, 4);
         assert_eq!(jobs[1].split_bytes, 1 << 20);
     }
