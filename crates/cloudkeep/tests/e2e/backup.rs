@@ -164,6 +164,20 @@ async fn site_with(repository_toml: &str, streaming: bool, drills: bool) -> Opti
 }
 
 impl Site {
+    /// The platform's recorded DR drills.
+    async fn drill_events(&self) -> Vec<cloudkeep_protocol::alerting::EventView> {
+        self.server
+            .admin_client()
+            .events(&cloudkeep_protocol::alerting::EventQuery {
+                kind: Some("dr_drill".into()),
+                platform: Some(PLATFORM.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .events
+    }
+
     async fn insert(&mut self, name: &str) {
         sqlx::query("INSERT INTO markers (name) VALUES ($1)")
             .bind(name)
@@ -400,34 +414,17 @@ async fn the_agent_backs_up_and_restore_recovers_to_a_time_between_two_markers()
         })
         .collect();
     assert!(leftovers.is_empty(), "the drill cleans up");
-    let events = site
-        .server
-        .admin_client()
-        .events(&cloudkeep_protocol::alerting::EventQuery {
-            kind: Some("dr_drill".into()),
-            platform: Some(PLATFORM.into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
     assert!(
-        events.events.iter().any(|event| event.kind == "dr_drill"),
+        site.drill_events().await.iter().any(|event| event
+            .actor
+            .as_deref()
+            .is_some_and(|actor| actor.starts_with("user:"))),
         "the drill is recorded as an event"
     );
     // The agent ran its scheduled drill (due once the first backup existed) and recorded it.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let scheduled = loop {
-        let events = site
-            .server
-            .admin_client()
-            .events(&cloudkeep_protocol::alerting::EventQuery {
-                kind: Some("dr_drill".into()),
-                platform: Some(PLATFORM.into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        if let Some(event) = events.events.into_iter().find(|event| {
+        if let Some(event) = site.drill_events().await.into_iter().find(|event| {
             event
                 .actor
                 .as_deref()
