@@ -120,6 +120,39 @@ impl Setup {
         (restored, settings, summary)
     }
 
+    /// Restoring `plan` into `<parent>/restored` with `key` fails with a wrong-key error and
+    /// leaves nothing.
+    async fn restore_is_refused_with_a_wrong_key(
+        &self,
+        key: &KeyPair,
+        plan: &RestorePlan,
+        parent: &Path,
+    ) {
+        let restored = parent.join("restored");
+        let error = restore_files(
+            &self.repository,
+            std::slice::from_ref(&key.identity),
+            plan,
+            &restored,
+            &recovery_settings(parent),
+            2,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                cloudkeep_backup::pg::PgBackupError::Repo(RepoError::WrongKey { .. })
+            ),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("encrypted to other recipients"),
+            "{error}"
+        );
+        assert!(!restored.exists());
+    }
+
     async fn sql(&mut self, sql: &'static str) {
         sqlx::raw_sql(sql).execute(&mut self.session).await.unwrap();
     }
@@ -397,27 +430,9 @@ async fn a_wrong_key_is_a_clear_error_and_nothing_is_written() {
     let parent = shared_dir();
     let restored = parent.path().join("restored");
     let other = generate_keypair();
-    let error = restore_files(
-        &setup.repository,
-        std::slice::from_ref(&other.identity),
-        &plan,
-        &restored,
-        &recovery_settings(parent.path()),
-        2,
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            cloudkeep_backup::pg::PgBackupError::Repo(RepoError::WrongKey { .. })
-        ),
-        "{error}"
-    );
-    assert!(
-        error.to_string().contains("encrypted to other recipients"),
-        "{error}"
-    );
+    setup
+        .restore_is_refused_with_a_wrong_key(&other, &plan, parent.path())
+        .await;
     assert!(!restored.exists());
     let missing = restore_files(
         &setup.repository,
@@ -431,6 +446,33 @@ async fn a_wrong_key_is_a_clear_error_and_nothing_is_written() {
     .unwrap_err();
     assert!(missing.to_string().contains("no identity"), "{missing}");
     assert!(!restored.exists());
+
+    // A key added after the full backup (a drill key, say) opens an incremental backup over it
+    // but not the full one: the restore is refused with the same clear error, nothing left.
+    let both = [setup.keys.recipient.clone(), other.recipient.clone()];
+    take_base_backup(
+        &setup.repository,
+        &setup.layout,
+        "incr-1",
+        &setup.pg.data_dir(),
+        &setup.pg.url(),
+        &both,
+        &BaseBackupSettings {
+            incremental: true,
+            ..SETTINGS
+        },
+        &now_ms,
+    )
+    .await
+    .unwrap();
+    setup.ship_wal().await;
+    let plan = plan_restore(&setup.repository, &setup.layout, RecoveryTarget::Latest)
+        .await
+        .unwrap();
+    assert_eq!(plan.base.parent.as_deref(), Some("base-1"));
+    setup
+        .restore_is_refused_with_a_wrong_key(&other, &plan, parent.path())
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

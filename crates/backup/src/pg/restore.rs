@@ -230,8 +230,8 @@ fn inside(dir: &Path, relative: &str) -> Result<PathBuf, PgBackupError> {
 }
 
 /// Fetches everything the plan names into `dir` (which must not exist or be empty), verifying
-/// every checksum, and writes the recovery settings. The key is tried on the smallest object
-/// before anything is written. On any error, what was written is removed.
+/// every checksum, and writes the recovery settings. The key is tried on the smallest object of
+/// each backup of the chain before anything is written. On any error, what was written is removed.
 pub async fn restore_files(
     repository: &Repository,
     identities: &[Identity],
@@ -242,10 +242,14 @@ pub async fn restore_files(
 ) -> Result<RestoreSummary, PgBackupError> {
     let started = Instant::now();
     let create = check_destination(dir)?;
-    if let Some(smallest) = plan.base.units.iter().min_by_key(|unit| unit.stored_len) {
-        repository
-            .restore_object(smallest, identities, &mut tokio::io::sink())
-            .await?;
+    // Once per backup of the chain: a key added after the full backup (a drill key, say) may
+    // open the newest backup and not its parents.
+    for backup in plan.parents.iter().chain(std::iter::once(&plan.base)) {
+        if let Some(smallest) = backup.units.iter().min_by_key(|unit| unit.stored_len) {
+            repository
+                .restore_object(smallest, identities, &mut tokio::io::sink())
+                .await?;
+        }
     }
     let result = write_everything(repository, identities, plan, dir, settings, parallel).await;
     match result {
