@@ -727,20 +727,16 @@ impl Job {
             Some(newest) => newest,
             None => match list_base_manifests(&ready.repository, &ready.layout).await {
                 Ok(manifests) => {
+                    let newest_full = manifests.iter().rev().find(|manifest| manifest.is_full());
                     let newest = NewestBackups {
-                        full_ms: manifests
-                            .iter()
-                            .rev()
-                            .find(|manifest| manifest.is_full())
-                            .map(|manifest| manifest.stopped_at_ms),
+                        full_ms: newest_full.map(|manifest| manifest.stopped_at_ms),
                         any_ms: manifests.last().map(|manifest| manifest.stopped_at_ms),
                         timeline: manifests.last().map(|manifest| manifest.timeline),
                     };
                     self.newest_base_ms = Some(newest);
-                    if let (Some(manifest), Ok(mut status)) = (
-                        manifests.iter().rev().find(|manifest| manifest.is_full()),
-                        self.context.status.lock(),
-                    ) {
+                    if let (Some(manifest), Ok(mut status)) =
+                        (newest_full, self.context.status.lock())
+                    {
                         status.last_full_stopped_ms = Some(manifest.stopped_at_ms);
                         status.last_full_duration_ms =
                             Some(manifest.stopped_at_ms - manifest.started_at_ms);

@@ -47,6 +47,14 @@ pub struct RestorePlan {
     pub target: RecoveryTarget,
 }
 
+impl RestorePlan {
+    /// The backups whose files are restored, in order: the parents (full backup first), then
+    /// `base`.
+    pub fn chain(&self) -> impl Iterator<Item = &BaseManifest> {
+        self.parents.iter().chain(std::iter::once(&self.base))
+    }
+}
+
 fn format_ms(at_ms: i64) -> String {
     jiff::Timestamp::from_millisecond(at_ms)
         .map(|timestamp| timestamp.strftime("%Y-%m-%d %H:%M:%S%.3f+00").to_string())
@@ -244,7 +252,7 @@ pub async fn restore_files(
     let create = check_destination(dir)?;
     // Once per backup of the chain: a key added after the full backup (a drill key, say) may
     // open the newest backup and not its parents.
-    for backup in plan.parents.iter().chain(std::iter::once(&plan.base)) {
+    for backup in plan.chain() {
         if let Some(smallest) = backup.units.iter().min_by_key(|unit| unit.stored_len) {
             repository
                 .restore_object(smallest, identities, &mut tokio::io::sink())
@@ -290,7 +298,7 @@ async fn write_everything(
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(PgBackupError::io(dir))?;
     let mut previous: Option<&BaseManifest> = None;
-    for backup in plan.parents.iter().chain(std::iter::once(base)) {
+    for backup in plan.chain() {
         write_backup_files(repository, identities, backup, previous, dir, parallel).await?;
         previous = Some(backup);
     }
